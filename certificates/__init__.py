@@ -36,6 +36,7 @@ from ._names import (
     IntervalMethod,
     Verdict,
 )
+from ._reports import ReportFormat, format_table, render_report
 from ._schema import schema_problems, validate
 from ._verdict import combine, decide
 
@@ -58,6 +59,7 @@ __all__ = [
     "Interval",
     "IntervalMethod",
     "Provenance",
+    "ReportFormat",
     "Verdict",
     "VerdictRow",
     "assemble_certificate",
@@ -70,12 +72,14 @@ __all__ = [
     "content_digest",
     "decide",
     "family_dataset",
+    "format_table",
     "gate",
     "load_bounds",
     "parse_bound_expressions",
     "parse_bounds",
     "per_interval_confidence",
     "read_certificate",
+    "render_report",
     "schema_problems",
     "utc_now_iso",
     "validate",

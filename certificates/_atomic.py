@@ -24,6 +24,17 @@ def _fsync_path(path: Path) -> None:
         os.close(fd)
 
 
+def _default_mode(path: Path) -> int:
+    # mkstemp creates 0600 files; give the result the mode an ordinary open() would
+    # (that of the file being replaced, else 0666 less the umask).
+    try:
+        return path.stat().st_mode & 0o777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     """Call ``write(tmp_path)`` and atomically move the result to ``path``.
 
@@ -48,6 +59,7 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     tmp_path = Path(tmp_name)
     try:
         write(tmp_path)
+        os.chmod(tmp_path, _default_mode(path))
         _fsync_path(tmp_path)
         os.replace(tmp_path, path)
     except BaseException:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from pathlib import Path
 
@@ -11,8 +12,8 @@ from ._atomic import atomic_write
 from ._certificate import Certificate
 from ._digest import content_digest
 from ._errors import CertificateDigestError, CertificateReadError, CertificateSchemaError
-from ._names import ATTR_CONTENT_SHA256
-from ._schema import validate
+from ._names import ATTR_CONTENT_SHA256, ATTR_SCHEMA_VERSION
+from ._schema import schema_problems, validate
 
 _ENGINE = "netcdf4"
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -65,11 +66,16 @@ def _open_tree(path: Path) -> xr.DataTree:
         raise CertificateReadError(f"{path}: not a NetCDF-4 file")
     try:
         # Certificates store plain numbers; CF time decoding would only misread them.
+        # Each group is loaded as a Dataset before the file closes: xarray's
+        # DataTree.load() leaves a variable lazy when it has its group's name (xarray
+        # 2025.9-2026.9), and touching it after the close breaks HDF5 for the process.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return xr.load_datatree(
+            with xr.open_datatree(
                 path, engine=_ENGINE, decode_times=False, decode_timedelta=False
-            )
+            ) as lazy:
+                nodes = {node.path: node.to_dataset(inherit=False).load() for node in lazy.subtree}
+        return xr.DataTree.from_dict(nodes)
     except Exception as exc:  # netCDF4/HDF5 raise many types for damaged files
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise CertificateReadError(
@@ -99,10 +105,14 @@ def read_certificate(path: str | Path, *, verify: bool = True) -> Certificate:
     """
     path = Path(path)
     tree = _open_tree(path)
-    try:
-        validate(tree)
-    except CertificateSchemaError as exc:
-        raise CertificateSchemaError(f"{path}: {exc}") from None
-    if verify:
-        _check_digest(tree, str(path))
+    problems = schema_problems(tree)
+    # Tampering is reported as such even when it also broke the schema's consistency
+    # rules (an edited estimate no longer matches its verdict row); a foreign file, with
+    # no digest to compare, is reported by the schema check instead.
+    if verify and isinstance(tree.attrs.get(ATTR_SCHEMA_VERSION), str):
+        with contextlib.suppress(TypeError):  # disallowed dtypes: the schema check says so
+            _check_digest(tree, str(path))
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise CertificateSchemaError(f"{path}: invalid certificate: {problems[0]}{more}")
     return Certificate(tree)

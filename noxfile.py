@@ -1,0 +1,46 @@
+"""Developer sessions: ``nox`` runs lint and the fast tests; the rest are named explicitly.
+
+* ``nox -s tests``       fast unit and property tests (what CI runs)
+* ``nox -s lint``        ruff check and ruff format --check
+* ``nox -s validation``  slow analytic validation and convergence studies (``-m slow``)
+* ``nox -s gpu``         GPU tests on a CUDA machine (``-m gpu``, installs the ``gpu`` extra)
+* ``nox -s fixtures``    rebuild the shipped fixtures and their manifest
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["lint", "tests"]
+nox.options.default_venv_backend = "venv"
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    session.install("-e", ".[test]")
+    session.run("pytest", *session.posargs, env={"CI": "true"})
+
+
+@nox.session
+def validation(session: nox.Session) -> None:
+    session.install("-e", ".[test]")
+    session.run("pytest", "-m", "slow", *session.posargs)
+
+
+@nox.session
+def gpu(session: nox.Session) -> None:
+    session.install("-e", ".[gpu,test]")
+    session.run("pytest", "-m", "gpu", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def fixtures(session: nox.Session) -> None:
+    session.install("-e", ".")
+    session.run("python", "fixtures/make_certificates.py")
