@@ -2,7 +2,7 @@
 
 A bounds file has the documented form (``SCHEMA.md`` § "Bounds")::
 
-    confidence = 0.95            # overall; split across checks (Bonferroni) unless correction = "none"
+    confidence = 0.95            # overall; split (Bonferroni) unless correction = "none"
     correction = "bonferroni"    # or "none"
     [bounds]
     score_gap = { max = 5e-3 }   # estimate must be <= max
@@ -49,6 +49,10 @@ class Bound:
     threshold: float
     comparison: Comparison
 
+    def __post_init__(self) -> None:
+        # Accept "<=" / ">=": to_table and the gate compare by identity with the enum.
+        object.__setattr__(self, "comparison", Comparison(self.comparison))
+
     def to_table(self) -> dict[str, float]:
         key = "max" if self.comparison is Comparison.AT_MOST else "min"
         return {key: self.threshold}
@@ -83,6 +87,10 @@ class Bounds:
     confidence: float | None = None
     correction: Correction | None = None
     checks: Mapping[str, CheckBound] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.correction is not None:
+            object.__setattr__(self, "correction", Correction(self.correction))
 
     def over(self, base: Bounds) -> Bounds:
         """This layer on top of ``base``: set fields and named checks win."""
@@ -187,6 +195,10 @@ def _parse_bound(entry: Any, where: str, *, allow_times: bool) -> tuple[Bound | 
     return bound, entry.get("times")
 
 
+def _same_time(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=_TIME_MATCH_RTOL, abs_tol=_TIME_MATCH_ATOL)
+
+
 def _parse_check_bound(entry: Any, where: str) -> CheckBound:
     default, times = _parse_bound(entry, where, allow_times=True)
     overrides: list[tuple[float, Bound]] = []
@@ -198,6 +210,12 @@ def _parse_check_bound(entry: Any, where: str) -> CheckBound:
                 time = float(key)
             except ValueError:
                 raise BoundsError(f"{where}.times: {key!r} is not a time") from None
+            if not math.isfinite(time):
+                raise BoundsError(f"{where}.times: {key!r} is not a finite time")
+            # "0.5" and "0.50" are different TOML keys but the same time: which one
+            # applied would depend on their order.
+            if any(_same_time(time, t) for t, _ in overrides):
+                raise BoundsError(f"{where}.times: time {key} is given twice")
             bound, _ = _parse_bound(sub, f"{where}.times.{key}", allow_times=False)
             if bound is None:
                 raise BoundsError(f"{where}.times.{key}: give max or min")
@@ -261,8 +279,9 @@ def load_bounds(path: str | Path) -> Bounds:
     path = Path(path)
     document = _load_toml(path)
     if path.name == "pyproject.toml" or "tool" in document:
-        section = document.get("tool", {}).get("solvercert")
-        if section is None:
+        tool = document.get("tool", {})
+        section = tool.get("solvercert") if isinstance(tool, Mapping) else None
+        if not isinstance(section, Mapping):
             raise BoundsError(f"{path} has no [tool.solvercert] table")
         return parse_bounds(section, f"{path} [tool.solvercert]")
     return parse_bounds(document, str(path))
@@ -288,7 +307,8 @@ _EXPRESSION = re.compile(
 def parse_bound_expressions(expressions: list[str]) -> Bounds:
     """Bounds from CLI expressions ``check<=value``, ``check>=value``, ``check@t<=value``.
 
-    Expressions for the same check accumulate (a default and per-time overrides).
+    Expressions for the same check accumulate (a default and per-time overrides);
+    bounding the same check (or check and time) twice is an error.
     """
     defaults: dict[str, Bound] = {}
     times: dict[str, list[tuple[float, Bound]]] = {}
@@ -306,11 +326,20 @@ def parse_bound_expressions(expressions: list[str]) -> Bounds:
             raise BoundsError(f"bound {expression!r}: not a number") from None
         if not math.isfinite(value):
             raise BoundsError(f"bound {expression!r}: threshold must be finite")
+        if time is not None and not math.isfinite(time):
+            raise BoundsError(f"bound {expression!r}: time must be finite")
         bound = Bound(value, Comparison(match["op"]))
+        # A repeated check (or check@time) would make the result depend on the order of
+        # the expressions; refuse it rather than pick one silently.
+        check_times = times.setdefault(match["check"], [])
+        if (time is None and match["check"] in defaults) or (
+            time is not None and any(_same_time(time, t) for t, _ in check_times)
+        ):
+            raise BoundsError(f"bound {expression!r}: this check and time is bounded twice")
         if time is None:
             defaults[match["check"]] = bound
         else:
-            times.setdefault(match["check"], []).append((time, bound))
+            check_times.append((time, bound))
     names = set(defaults) | set(times)
     return Bounds(
         checks={

@@ -112,9 +112,7 @@ class Certificate:
     def check_locations(self) -> dict[str, str]:
         """Map each check name to the family group holding it, in stored order."""
         return {
-            check: group
-            for group in self.family_names
-            for check in check_names(self.family(group))
+            check: group for group in self.family_names for check in check_names(self.family(group))
         }
 
     # --- verdicts ----------------------------------------------------------------------
@@ -200,10 +198,12 @@ def assemble_certificate(
     )
     nodes = {"/": root, **{f"/{name}": data for name, data in families.items()}}
     empty_verdicts = GateResult(
-        rows=(), verdict=Verdict.INCONCLUSIVE, bounds=resolved, n_intervals=0,
+        rows=(),
+        verdict=Verdict.INCONCLUSIVE,
+        bounds=resolved,
+        n_intervals=0,
         interval_confidence=resolved.resolved_confidence,
     )
     nodes[f"/{n.VERDICTS_GROUP}"] = empty_verdicts.to_dataset()
     draft = Certificate(xr.DataTree.from_dict(nodes))
     return draft.with_gate(gate(draft, Bounds()))
-

@@ -223,11 +223,12 @@ def _decide_row(pending: _Pending, level: float) -> VerdictRow:
         pending.bound.comparison,
     )
     under_level = interval.confidence + _LEVEL_SLACK < level
-    if under_level and not math.isnan(pending.estimate) and verdict is not Verdict.INCONCLUSIVE:
+    # A NaN estimate or interval is a FAIL whatever the level (SCHEMA.md § 5).
+    defective = any(math.isnan(v) for v in (pending.estimate, interval.lower, interval.upper))
+    if under_level and not defective and verdict is not Verdict.INCONCLUSIVE:
         verdict = Verdict.INCONCLUSIVE
         reason = (
-            f"stored interval holds at level {interval.confidence:g} only; "
-            f"{level:g} is required"
+            f"stored interval holds at level {interval.confidence:g} only; {level:g} is required"
         )
     if math.isnan(pending.estimate) and pending.note:
         reason = f"{reason}: {pending.note}"

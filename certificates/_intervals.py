@@ -47,7 +47,7 @@ def per_interval_confidence(confidence: float, n_intervals: int, correction: Cor
     """
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must lie in (0, 1), got {confidence!r}")
-    if correction is Correction.NONE or n_intervals <= 1:
+    if Correction(correction) is Correction.NONE or n_intervals <= 1:
         return confidence
     return 1.0 - (1.0 - confidence) / n_intervals
 
@@ -76,6 +76,8 @@ def build_interval(
     The standard error is used as given; a NaN or infinite standard error gives an
     interval of infinite width (INCONCLUSIVE unless the estimate is NaN).
     """
+    # A plain string ("normal") must not fall through to the CHEBYSHEV branch below.
+    method = IntervalMethod(method)
     if method is IntervalMethod.EXACT:
         return Interval(estimate, estimate, 1.0)
     if method is IntervalMethod.FIXED:

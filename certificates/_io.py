@@ -12,7 +12,7 @@ from ._atomic import atomic_write
 from ._certificate import Certificate
 from ._digest import content_digest
 from ._errors import CertificateDigestError, CertificateReadError, CertificateSchemaError
-from ._names import ATTR_CONTENT_SHA256, ATTR_SCHEMA_VERSION
+from ._names import ATTR_CONTENT_SHA256, ATTR_SCHEMA_VERSION, SCHEMA_VERSION
 from ._schema import schema_problems, validate
 
 _ENGINE = "netcdf4"
@@ -44,7 +44,8 @@ def write_certificate(certificate: Certificate, path: str | Path) -> Path:
 def _check_digest(tree: xr.DataTree, where: str) -> None:
     stored = tree.attrs.get(ATTR_CONTENT_SHA256)
     actual = content_digest(tree)
-    if stored != actual:
+    # A foreign or damaged file may hold an array here; comparing it would be elementwise.
+    if not isinstance(stored, str) or stored != actual:
         raise CertificateDigestError(
             f"{where}: content does not match its content_sha256 "
             f"(stored {str(stored)[:12]}…, computed {actual[:12]}…): "
@@ -108,8 +109,14 @@ def read_certificate(path: str | Path, *, verify: bool = True) -> Certificate:
     problems = schema_problems(tree)
     # Tampering is reported as such even when it also broke the schema's consistency
     # rules (an edited estimate no longer matches its verdict row); a foreign file, with
-    # no digest to compare, is reported by the schema check instead.
-    if verify and isinstance(tree.attrs.get(ATTR_SCHEMA_VERSION), str):
+    # no digest to compare, is reported by the schema check instead, and so is another
+    # major version, whose digest need not be computed as this one's.
+    version = tree.attrs.get(ATTR_SCHEMA_VERSION)
+    if (
+        verify
+        and isinstance(version, str)
+        and version.split(".")[0] == SCHEMA_VERSION.split(".")[0]
+    ):
         with contextlib.suppress(TypeError):  # disallowed dtypes: the schema check says so
             _check_digest(tree, str(path))
     if problems:

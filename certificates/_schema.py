@@ -83,7 +83,9 @@ def _root_problems(attrs: dict[str, Any]) -> list[str]:
     if missing:
         return [f"root: missing attribute(s) {', '.join(missing)}"]
     problems = _attr_type_problems("root", attrs)
-    problems += [f"root: {k} must be a string" for k in _STRING_ATTRS if not isinstance(attrs[k], str)]
+    problems += [
+        f"root: {k} must be a string" for k in _STRING_ATTRS if not isinstance(attrs[k], str)
+    ]
     problems += [f"root: {k} must be an integer" for k in _INT_ATTRS if not _is_int(attrs[k])]
     problems += [f"root: {k} must be a number" for k in _FLOAT_ATTRS if not _is_float(attrs[k])]
     if problems:
@@ -128,7 +130,8 @@ def _dtype_problem(where: str, variable: xr.Variable, kinds: str) -> list[str]:
 def _family_problems(name: str, data: xr.Dataset) -> list[str]:
     where = f"/{name}"
     problems = _attr_type_problems(where, dict(data.attrs))
-    if data.attrs.get(n.ATTR_FAMILY) != name:
+    family = data.attrs.get(n.ATTR_FAMILY)
+    if not isinstance(family, str) or family != name:
         problems.append(f"{where}: attribute family must equal the group name")
     if not isinstance(data.attrs.get(n.ATTR_DESCRIPTION), str):
         problems.append(f"{where}: missing attribute description")
@@ -146,8 +149,10 @@ def _family_problems(name: str, data: xr.Dataset) -> list[str]:
             problems.append(f"{where}: dimension time has no coordinate")
         else:
             times = np.asarray(data[n.TIME_DIM].values)
-            if times.dtype.kind != "f" or not np.all(np.isfinite(times)) or np.any(
-                np.diff(times) <= 0
+            if (
+                times.dtype.kind != "f"
+                or not np.all(np.isfinite(times))
+                or np.any(np.diff(times) <= 0)
             ):
                 problems.append(f"{where}/time: must be finite, float and strictly increasing")
     for check in (v for v, var in data.data_vars.items() if n.ATTR_EVIDENCE in var.attrs):
@@ -205,6 +210,10 @@ def _verdict_problems(table: xr.Dataset, families: dict[str, xr.Dataset]) -> lis
     if missing:
         return [f"{where}: missing column(s) {', '.join(missing)}"]
     problems = _attr_type_problems(where, dict(table.attrs))
+    # Every variable, not only the columns, must be digestible (strings and numbers).
+    for name, variable in table.variables.items():
+        problems += _attr_type_problems(f"{where}/{name}", dict(variable.attrs))
+        problems += _dtype_problem(f"{where}/{name}", variable, "fiuUSO")
     for column in n.VERDICT_COLUMNS:
         variable = table[column].variable
         if variable.dims != (n.ROW_DIM,):
@@ -237,6 +246,8 @@ def _row_problems(i: int, row: dict[str, Any], families: dict[str, xr.Dataset]) 
     if group not in families or check not in families[group].data_vars:
         return [f"{where}: no check {check!r} in group /{group}"]
     stored = families[group][check]
+    if stored.dtype.kind != "f":
+        return [f"{where}: /{group}/{check} is not a float variable"]
     if math.isnan(time):
         if stored.ndim != 0:
             return [f"{where}: aggregate row but {check} is per-time"]
@@ -285,7 +296,7 @@ def schema_problems(tree: xr.DataTree) -> list[str]:
     table = tree[n.VERDICTS_GROUP].to_dataset(inherit=False)
     verdict_problems = _verdict_problems(table, families)
     problems += verdict_problems
-    if not verdict_problems and n.ATTR_VERDICT in attrs:
+    if not verdict_problems and isinstance(attrs.get(n.ATTR_VERDICT), str):
         overall = combine(Verdict(str(v)) for v in table[n.COL_VERDICT].values)
         if attrs[n.ATTR_VERDICT] != overall:
             problems.append(

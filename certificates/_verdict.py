@@ -20,6 +20,8 @@ def decide(
     estimate: float, lower: float, upper: float, threshold: float, comparison: Comparison
 ) -> tuple[Verdict, str]:
     """Verdict and a short reason for one interval against one bound."""
+    # "<=" == Comparison.AT_MOST, but the branches below test identity: normalise first.
+    comparison = Comparison(comparison)
     if math.isnan(estimate):
         return Verdict.FAIL, "estimate is NaN"
     if math.isnan(lower) or math.isnan(upper):

@@ -197,7 +197,8 @@ def gate_command(
         typer.Option(
             "--bound",
             help="Bound expression, repeatable: 'score_gap<=1e-3', 'coverage>=0.9', "
-            "'score_gap@0.5<=2e-3'. Overrides the bounds file.",
+            "'score_gap@0.5<=2e-3'. Overrides the bounds file; a check (or check and "
+            "time) may be bounded once.",
         ),
     ] = None,
     confidence: Annotated[
