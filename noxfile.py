@@ -5,6 +5,7 @@
 * ``nox -s validation``  slow analytic validation and convergence studies (``-m slow``)
 * ``nox -s gpu``         GPU tests on a CUDA machine (``-m gpu``, installs the ``gpu`` extra)
 * ``nox -s fixtures``    rebuild the shipped fixtures and their manifest
+* ``nox -s benchmarks``  pair-interaction throughput of the Landau kernel (numbers for notes)
 """
 
 from __future__ import annotations
@@ -44,3 +45,9 @@ def lint(session: nox.Session) -> None:
 def fixtures(session: nox.Session) -> None:
     session.install("-e", ".")
     session.run("python", "fixtures/make_certificates.py")
+
+
+@nox.session
+def benchmarks(session: nox.Session) -> None:
+    session.install("-e", ".")
+    session.run("python", "benchmarks/landau_pairwise.py", *session.posargs)
