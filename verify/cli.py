@@ -85,6 +85,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Help texts are plain: "[tool.solvercert]" and bound expressions must not be read as markup.
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -145,7 +147,7 @@ def _root(
 
 
 CertificateArg = Annotated[
-    Path, typer.Argument(help="Certificate file (NetCDF-4) written by `verify certify`.")
+    Path, typer.Argument(help="Certificate file (NetCDF-4; see certificates/SCHEMA.md).")
 ]
 
 
