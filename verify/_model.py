@@ -1,0 +1,360 @@
+"""Load the learned model under test from a ``--model`` SPEC and check its roles.
+
+SPEC forms
+----------
+* ``path/to/file.py:attr`` — the file is imported under a unique module name
+  (``_solvercert_model_<n>_<stem>``, via :func:`importlib.util.spec_from_file_location`), so it
+  never collides with, nor shadows, a module of the same name; ``attr`` may be dotted.
+* ``package.module:attr`` — imported with :func:`importlib.import_module` from ``sys.path``.
+* ``path/to/directory`` — a checkpoint in the project format (:mod:`verify._checkpoint`).
+
+Roles
+-----
+Single-sample, JAX-traceable functions (the tool batches them with ``jax.vmap``):
+
+==============  =====================  ============================================
+role            signature              meaning
+==============  =====================  ============================================
+``score``       ``(t, x) -> (d,)``     ∇ₓ log p_t(x)
+``log_density`` ``(t, x) -> ()``       log p_t(x), possibly up to a constant in x
+``flow``        ``(t, x0) -> (d,)``    characteristic flow map from the initial time
+``velocity``    ``(t, x) -> (d,)``     velocity field of the characteristics
+==============  =====================  ============================================
+
+``attr`` is either a plain callable, whose role comes from ``--role`` (required then), or an
+object exposing methods named after roles (all of them are loaded; with ``--role``, only that
+one). A checkpoint's model is treated like ``attr``; its ``roles`` list, when given, names
+the roles (and lets a plain callable model serve a single declared role without ``--role``).
+
+``log_density`` is assumed *unnormalised* (known up to an additive constant in x) unless the
+function or the object declares ``unnormalised = False``; ``unnormalised = True`` declares it
+explicitly. Estimators that need a normalised density must check
+:attr:`LoadedModel.unnormalised`.
+
+Probe
+-----
+Every role is called once at ``t = probe_time`` and ``x = linspace(-0.5, 0.5, dim)``: first
+abstractly (:func:`jax.eval_shape`, which catches NumPy or Python control flow on array
+values: "not traceable"), then compiled with :func:`equinox.filter_jit` (a role may be a bound
+method of an equinox module, whose arrays must be traced, not hashed as static: callers should
+jit roles the same way). The output must be one array of the
+role's shape, of dtype float64 (float32 is accepted with ``allow_float32=True``) and finite.
+
+Provenance
+----------
+``model_sha256`` is the SHA-256 of the model files: the bytes of the ``.py`` file for a path
+spec; for a checkpoint, see :func:`verify._checkpoint.checkpoint_sha256`; the empty string for
+a ``package.module`` spec (an installed package has no single file to hash: record its
+version instead).
+
+Every failure raises :class:`ModelError` with a one-line message naming the cause (the CLI
+maps it to exit code 4).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib
+import importlib.util
+import itertools
+import sys
+import types
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+ROLES: tuple[str, ...] = ("score", "log_density", "flow", "velocity")
+"""Role names, in the order they are reported."""
+
+_SCALAR_ROLES = frozenset({"log_density"})
+_unique = itertools.count()
+
+
+class ModelError(ValueError):
+    """The model SPEC, its file, checkpoint or roles are invalid (one-line message)."""
+
+
+def _one_line(exc: BaseException) -> str:
+    """``Type: message`` of an exception: its first non-empty line, at most 300 characters."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    message = lines[0][:300] if lines else ""
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadedModel:
+    """A model whose roles passed the probe.
+
+    Attributes
+    ----------
+    spec : str
+        The SPEC as given.
+    roles : Mapping[str, Callable]
+        Role name -> single-sample function ``(t, x) -> array`` (read-only mapping).
+    unnormalised : bool
+        Whether ``log_density`` is only known up to an additive constant (default True;
+        meaningful only when ``"log_density" in roles``).
+    model_sha256 : str
+        SHA-256 of the model files (empty for a ``package.module`` spec).
+    dim : int
+        Dimension d the roles were probed with.
+    """
+
+    spec: str
+    roles: Mapping[str, Callable[..., Any]]
+    unnormalised: bool
+    model_sha256: str
+    dim: int
+
+    def role(self, name: str) -> Callable[..., Any]:
+        """The function of role ``name``; :class:`ModelError` when the model lacks it."""
+        if name not in self.roles:
+            have = ", ".join(self.roles) or "none"
+            raise ModelError(f"model {self.spec!r} has no role {name!r} (it has: {have})")
+        return self.roles[name]
+
+
+# --------------------------------------------------------------------------- importing
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 hex digest of one file's bytes."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def import_file(path: Path) -> types.ModuleType:
+    """Import a ``.py`` file under a unique module name; :class:`ModelError` on failure.
+
+    The module stays in ``sys.modules`` under that unique name (dataclasses and equinox look
+    their defining module up there), which no other import can collide with.
+    """
+    if path.suffix != ".py":
+        raise ModelError(f"model file {str(path)!r} is not a .py file")
+    if not path.is_file():
+        raise ModelError(f"model file not found: {str(path)!r}")
+    stem = "".join(c if c.isalnum() else "_" for c in path.stem)
+    name = f"_solvercert_model_{next(_unique)}_{stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ModelError(f"cannot import model file {str(path)!r}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except (Exception, SystemExit) as exc:
+        del sys.modules[name]
+        raise ModelError(f"error importing model file {path.name!r}: {_one_line(exc)}") from exc
+    return module
+
+
+def import_module(name: str) -> types.ModuleType:
+    """Import ``package.module``; :class:`ModelError` on failure."""
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        raise ModelError(f"model module {name!r} not found: {_one_line(exc)}") from exc
+    except (Exception, SystemExit) as exc:
+        raise ModelError(f"error importing model module {name!r}: {_one_line(exc)}") from exc
+
+
+def _dotted(text: str) -> bool:
+    return bool(text) and all(part.isidentifier() for part in text.split("."))
+
+
+def parse_attr_spec(spec: str) -> tuple[str, str]:
+    """Split ``target:attr`` into ``(target, attr)``; :class:`ModelError` if malformed."""
+    target, sep, attr = spec.rpartition(":")
+    if not sep or not target:
+        raise ModelError(
+            f"malformed model spec {spec!r}: expected 'path/to/file.py:attr', "
+            "'package.module:attr' or a checkpoint directory"
+        )
+    if not _dotted(attr):
+        raise ModelError(f"malformed model spec {spec!r}: {attr!r} is not an attribute name")
+    if not target.endswith(".py") and not _dotted(target):
+        raise ModelError(
+            f"malformed model spec {spec!r}: {target!r} is neither a .py file nor a module name"
+        )
+    return target, attr
+
+
+def resolve_attr_spec(spec: str, *, base: Path | None = None) -> tuple[Any, str]:
+    """Import ``target:attr`` and return ``(object, sha256)``.
+
+    A file target is taken relative to ``base`` when given (checkpoint builders).
+    """
+    target, attr = parse_attr_spec(spec)
+    if target.endswith(".py"):
+        path = Path(target) if base is None else base / target
+        module = import_file(path)
+        digest = file_sha256(path)
+    else:
+        module = import_module(target)
+        digest = ""
+    obj: Any = module
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise ModelError(f"model {spec!r}: {target!r} has no attribute {attr!r}") from None
+    return obj, digest
+
+
+# --------------------------------------------------------------------------- roles
+
+
+def _role_methods(obj: Any) -> dict[str, Callable[..., Any]]:
+    found = {}
+    for name in ROLES:
+        method = getattr(obj, name, None)
+        if callable(method):
+            found[name] = method
+    return found
+
+
+def resolve_roles(
+    obj: Any, spec: str, *, role: str | None, declared: tuple[str, ...] | None = None
+) -> dict[str, Callable[..., Any]]:
+    """Role name -> function, from a callable or an object with role methods."""
+    for name in (role, *(declared or ())):
+        if name is not None and name not in ROLES:
+            raise ModelError(f"unknown role {name!r}; expected one of {', '.join(ROLES)}")
+    if isinstance(obj, type):
+        raise ModelError(f"model {spec!r} is a class; point the spec at an instance or a function")
+    methods = _role_methods(obj)
+    if declared is not None and methods:
+        missing = [name for name in declared if name not in methods]
+        if missing:
+            raise ModelError(f"model {spec!r} declares roles it has no method for: {missing}")
+        methods = {name: methods[name] for name in declared}
+    if methods:
+        if role is None:
+            return methods
+        if role not in methods:
+            have = ", ".join(methods)
+            raise ModelError(f"model {spec!r} has no method {role!r} (it has: {have})")
+        return {role: methods[role]}
+    if not callable(obj):
+        raise ModelError(
+            f"model {spec!r} is neither callable nor exposes a role method ({', '.join(ROLES)})"
+        )
+    if role is None and declared is not None and len(declared) == 1:
+        role = declared[0]
+    if role is None:
+        raise ModelError(
+            f"model {spec!r} is a plain callable: pass --role (one of {', '.join(ROLES)})"
+        )
+    return {role: obj}
+
+
+def _unnormalised(obj: Any, roles: Mapping[str, Callable[..., Any]]) -> bool:
+    fn = roles.get("log_density")
+    for source in (fn, obj):
+        flag = getattr(source, "unnormalised", None)
+        if flag is not None:
+            if not isinstance(flag, bool):
+                raise ModelError(f"'unnormalised' must be True or False, got {flag!r}")
+            return flag
+    return True
+
+
+# --------------------------------------------------------------------------- probe
+
+
+def probe_role(
+    name: str, fn: Callable[..., Any], *, dim: int, probe_time: float, allow_float32: bool
+) -> None:
+    """Call one role at the probe point; :class:`ModelError` naming what is wrong."""
+    # The default float type: float64 when the caller switched x64 on (the CLI does).
+    dtype = jnp.asarray(0.0).dtype
+    t = jnp.asarray(probe_time, dtype=dtype)
+    x = jnp.linspace(-0.5, 0.5, dim, dtype=dtype)
+    where = f"role {name!r} at the probe point (t={probe_time}, x of shape ({dim},))"
+    try:
+        out = jax.eval_shape(fn, t, x)
+    except (jax.errors.JAXTypeError, jax.errors.JAXIndexError) as exc:
+        raise ModelError(
+            f"{where} is not traceable by JAX (NumPy or Python control flow on array "
+            f"values?): {_one_line(exc)}"
+        ) from exc
+    except Exception as exc:
+        raise ModelError(f"{where} raised {_one_line(exc)}") from exc
+    if not isinstance(out, jax.ShapeDtypeStruct):
+        raise ModelError(f"{where} must return one array, got {type(out).__name__}")
+    expected = () if name in _SCALAR_ROLES else (dim,)
+    if out.shape != expected:
+        raise ModelError(
+            f"{where} returned shape {out.shape}, expected {expected}; roles act on one sample "
+            "(the tool batches with jax.vmap)"
+        )
+    allowed = (jnp.float64, jnp.float32) if allow_float32 else (jnp.float64,)
+    if out.dtype not in allowed:
+        hint = "" if allow_float32 else " (certify with --float32 to accept float32)"
+        raise ModelError(f"{where} returned dtype {out.dtype}, expected float64{hint}")
+    try:
+        value = np.asarray(eqx.filter_jit(fn)(t, x))
+    except Exception as exc:
+        raise ModelError(f"{where} raised {_one_line(exc)} under equinox.filter_jit") from exc
+    if not np.all(np.isfinite(value)):
+        raise ModelError(f"{where} returned NaN or Inf")
+
+
+# --------------------------------------------------------------------------- load
+
+
+def load_model(
+    spec: str, *, role: str | None, dim: int, probe_time: float, allow_float32: bool = False
+) -> LoadedModel:
+    """Load the model named by ``spec``, resolve its roles and probe each one.
+
+    Parameters
+    ----------
+    spec : str
+        ``path/to/file.py:attr``, ``package.module:attr`` or a checkpoint directory.
+    role : str or None
+        The role of a plain callable (required then); for an object, load only this role.
+    dim : int
+        Dimension d of x for the probe.
+    probe_time : float
+        Time t of the probe call.
+    allow_float32 : bool
+        Accept float32 outputs (the certificate must record it).
+
+    Raises
+    ------
+    ModelError
+        One-line message naming the cause.
+    """
+    from ._checkpoint import checkpoint_sha256, load_checkpoint, read_manifest
+
+    if not isinstance(dim, int) or isinstance(dim, bool) or dim < 1:
+        raise ModelError(f"dimension must be a positive integer, got {dim!r}")
+    if not spec:
+        raise ModelError("malformed model spec '': empty")
+    declared = None
+    if Path(spec).is_dir():
+        digest = checkpoint_sha256(Path(spec))
+        declared = read_manifest(Path(spec)).roles
+        obj = load_checkpoint(Path(spec))
+    elif ":" not in spec and Path(spec).is_file():
+        raise ModelError(f"malformed model spec {spec!r}: a file spec needs ':attr'")
+    elif ":" not in spec and (spec.endswith(".py") or "/" in spec or "\\" in spec):
+        raise ModelError(f"model checkpoint directory not found: {spec!r}")
+    else:
+        obj, digest = resolve_attr_spec(spec)
+    roles = resolve_roles(obj, spec, role=role, declared=declared)
+    for name, fn in roles.items():
+        probe_role(name, fn, dim=dim, probe_time=probe_time, allow_float32=allow_float32)
+    return LoadedModel(
+        spec=spec,
+        roles=types.MappingProxyType(dict(roles)),
+        unnormalised=_unnormalised(obj, roles),
+        model_sha256=digest,
+        dim=dim,
+    )
