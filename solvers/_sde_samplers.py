@@ -79,6 +79,11 @@ class AbstractReverseSDESampler(eqx.Module):
     weak_order: eqx.AbstractClassVar[float]
     strong_order: eqx.AbstractClassVar[float]
 
+    def __check_init__(self) -> None:
+        # Runs for every concrete sampler (equinox calls each class's __check_init__).
+        if self.n_steps < 1:
+            raise ValueError(f"n_steps must be >= 1, got {self.n_steps}")
+
     @abc.abstractmethod
     def step(
         self,
@@ -179,10 +184,6 @@ class EulerMaruyama(AbstractReverseSDESampler):
     strong_order: ClassVar[float] = 1.0
     n_steps: int = eqx.field(static=True)
 
-    def __check_init__(self) -> None:
-        if self.n_steps < 1:
-            raise ValueError(f"n_steps must be >= 1, got {self.n_steps}")
-
     def step(self, dynamics, score_fn, t, h, x, xi):
         return (
             x
@@ -207,10 +208,6 @@ class StochasticHeun(AbstractReverseSDESampler):
     weak_order: ClassVar[float] = 2.0
     strong_order: ClassVar[float] = 1.0
     n_steps: int = eqx.field(static=True)
-
-    def __check_init__(self) -> None:
-        if self.n_steps < 1:
-            raise ValueError(f"n_steps must be >= 1, got {self.n_steps}")
 
     def step(self, dynamics, score_fn, t, h, x, xi):
         noise = 0.5 * (dynamics.diffusion(t) + dynamics.diffusion(t - h)) * jnp.sqrt(h) * xi
