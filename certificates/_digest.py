@@ -6,7 +6,10 @@ canonical serialisation of the tree rather than the file bytes (``SCHEMA.md`` §
 "Content digest"):
 
 * groups in sorted path order; in each group, attributes then variables (coordinates
-  included), both in sorted name order; the root's ``content_sha256`` is left out;
+  included), both in sorted name order; the root's ``content_sha256`` is left out, and so
+  is the root's ``created_at`` from schema 1.1.0 on (the digest says *what* a certificate
+  states, so two runs with the same inputs and seed share it; 1.0.x files keep
+  ``created_at`` in their digest and are verified that way);
 * attribute values as type-tagged text: strings as UTF-8, integers in decimal, floats
   as ``float.hex`` (exact, NaN as ``nan``);
 * variables as their name, dimension names, shape, a type tag and the values:
@@ -25,7 +28,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from ._names import ATTR_CONTENT_SHA256
+from ._names import ATTR_CONTENT_SHA256, ATTR_CREATED_AT, ATTR_SCHEMA_VERSION
 
 
 def _scalar_bytes(value: Any) -> bytes:
@@ -71,14 +74,27 @@ def _feed_attrs(feed: _Feed, attrs: dict[str, Any]) -> None:
         feed(b"attr", key.encode("utf-8"), _scalar_bytes(attrs[key]))
 
 
+def _digests_created_at(version: object) -> bool:
+    """Whether a file of this schema version has ``created_at`` in its digest (1.0.x)."""
+    parts = str(version).split(".")
+    return len(parts) >= 2 and parts[0] == "1" and parts[1] == "0"
+
+
 def content_digest(tree: xr.DataTree) -> str:
-    """SHA-256 (hex) of the canonical content of ``tree``, excluding ``content_sha256``."""
+    """SHA-256 (hex) of the canonical content of ``tree``.
+
+    ``content_sha256`` is excluded, and ``created_at`` too unless the tree's
+    ``schema_version`` is 1.0.x (module docstring).
+    """
     feed = _Feed()
+    keep_created_at = _digests_created_at(tree.attrs.get(ATTR_SCHEMA_VERSION))
     for node in sorted(tree.subtree, key=lambda node: node.path):
         feed(b"group", node.path.encode("utf-8"))
         attrs = dict(node.attrs)
         if node.is_root:
             attrs.pop(ATTR_CONTENT_SHA256, None)
+            if not keep_created_at:
+                attrs.pop(ATTR_CREATED_AT, None)
         _feed_attrs(feed, attrs)
         dataset = node.to_dataset(inherit=False)
         for name in sorted(map(str, dataset.variables)):

@@ -226,3 +226,29 @@ def test_write_refuses_a_certificate_whose_digest_does_not_match(certificate, tm
         cert.write_certificate(cert.Certificate(tree), path)
     assert list(tmp_path.iterdir()) == []
     assert certificate.attrs["tool_version"] == "0.1.0"  # the copy did not alias
+
+
+def _set_root(name: str, value) -> Callable[[Nodes], None]:
+    def mutate(nodes: Nodes) -> None:
+        nodes["/"].attrs[name] = value
+
+    return mutate
+
+
+def test_created_at_is_not_content_from_schema_1_1(certificate):
+    # Same inputs and seed at another time must give the same digest (SCHEMA.md § 8).
+    later = digest_after(certificate, _set_root("created_at", "2030-01-01T00:00:00Z"))
+    assert later == certificate.content_sha256
+
+
+def test_created_at_is_content_in_schema_1_0_files(certificate):
+    def old(created_at: str) -> Callable[[Nodes], None]:
+        def mutate(nodes: Nodes) -> None:
+            nodes["/"].attrs["schema_version"] = "1.0.0"
+            nodes["/"].attrs["created_at"] = created_at
+
+        return mutate
+
+    assert digest_after(certificate, old("2026-01-01T00:00:00Z")) != digest_after(
+        certificate, old("2030-01-01T00:00:00Z")
+    )
