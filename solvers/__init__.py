@@ -40,6 +40,7 @@ from ._landau_particles import (
     time_grid,
     transport_particles,
 )
+from ._landau_problem import AbstractExactLandauProblem, AbstractLandauProblem
 from ._linear_sde_gmm import (
     LinearSDEGMMProblem,
     linear_sde_gmm_from_mapping,
@@ -67,8 +68,10 @@ __all__ = [
     "RK4",
     "VESDE",
     "VPSDE",
+    "AbstractExactLandauProblem",
     "AbstractExactMarginals",
     "AbstractFokkerPlanckDynamics",
+    "AbstractLandauProblem",
     "AbstractLinearSDE",
     "AbstractParticleStepper",
     "AbstractProblem",

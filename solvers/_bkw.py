@@ -57,7 +57,9 @@ from jax import lax
 from jax.scipy.special import gammainc, gammaincc, gammaln
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from solvers._problem import AbstractExactMarginals, AbstractFokkerPlanckDynamics, ProblemError
+from ._landau_kernel import LandauKernel
+from ._landau_problem import AbstractExactLandauProblem
+from ._problem import AbstractFokkerPlanckDynamics, ProblemError
 
 _GL_ORDER = 16
 _NEWTON_STEPS = 40
@@ -84,7 +86,7 @@ def _radial_rule(d: int) -> tuple[np.ndarray, np.ndarray]:
     return x, weights
 
 
-class LandauBKWProblem(AbstractExactMarginals, AbstractFokkerPlanckDynamics):
+class LandauBKWProblem(AbstractExactLandauProblem, AbstractFokkerPlanckDynamics):
     r"""The BKW solution of the Landau equation with Maxwell molecules, as a problem.
 
     .. math::
@@ -93,6 +95,8 @@ class LandauBKWProblem(AbstractExactMarginals, AbstractFokkerPlanckDynamics):
         K = 1 - C e^{-2\lambda t},\ \lambda = B(d-1)
 
     The marginals solve ∂_t f = λ(Δf + ∇·(v f)): drift f(t, v) = −λ v, diffusion √(2λ).
+    As a Landau problem the kernel is γ = 0, C_γ = B, the initial datum is f(t_min, ·), and
+    the exact velocity, characteristics and entropy rate are known.
     Build with :func:`landau_bkw_2d` / :func:`landau_bkw_3d`.
 
     Attributes
@@ -180,6 +184,33 @@ class LandauBKWProblem(AbstractExactMarginals, AbstractFokkerPlanckDynamics):
             "t_max": float(self.t_max),
             "default_times": [float(t) for t in self.default_times],
         }
+
+    # -- Landau problem: kernel, initial datum, invariants -------------------------------
+
+    @property
+    def kernel(self) -> LandauKernel:
+        """A(z) = B (|z|² I − z zᵀ): Maxwell molecules, γ = 0, C_γ = B."""
+        return LandauKernel(gamma=0.0, C_gamma=self.B)
+
+    def sample_initial(self, n: int, *, key: PRNGKeyArray) -> Float[Array, "n d"]:
+        """``n`` exact iid samples of f(t_min, ·) (:meth:`sample` at ``t_min``)."""
+        return self.sample(jnp.asarray(self.t_min), n, key=key)
+
+    def initial_log_density(self, x: Float[Array, " d"]) -> Float[Array, ""]:
+        """log f(t_min, x)."""
+        return self.log_density(jnp.asarray(self.t_min), x)
+
+    def initial_score(self, x: Float[Array, " d"]) -> Float[Array, " d"]:
+        """∇log f(t_min, x)."""
+        return self.score(jnp.asarray(self.t_min), x)
+
+    def momentum(self) -> np.ndarray:
+        """∫ v f = 0 (f is isotropic)."""
+        return np.zeros(self.dim)
+
+    def energy(self) -> float:
+        """½∫|v|² f = d/2 at every t (E[v vᵀ] = I)."""
+        return 0.5 * self.dim
 
     # -- exact marginals ------------------------------------------------------------------
 

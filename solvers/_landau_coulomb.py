@@ -46,10 +46,11 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from ._blob import BlobConfig, BlobSolution, cell_centred_grid, solve_blob
 from ._landau_kernel import LandauKernel, Method
 from ._landau_particles import AbstractParticleStepper, Heun
-from ._problem import AbstractProblem, ProblemError
+from ._landau_problem import AbstractLandauProblem
+from ._problem import ProblemError
 
 
-class LandauCoulombProblem(AbstractProblem):
+class LandauCoulombProblem(AbstractLandauProblem):
     r"""2D Coulomb Landau problem with a two-Maxwellian initial datum (Huang & Wang 2025).
 
     .. math::

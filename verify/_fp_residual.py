@@ -168,9 +168,32 @@ def _residual_values(
     return blocked_map(one, (x, jax.random.split(probe_key, n)), block)
 
 
+FORMULA_SCORE_RELATIVE = "fp-score-residual-ms-relative"
+FORMULA_LOG_RELATIVE = "fp-log-residual-var-relative"
+NORMALISER_TERMS = "fp_term_scale"
+
+
+def _ratio(values: np.ndarray, scale: np.ndarray, resolution: float, formula_id: str) -> Estimate:
+    r"""Ratio :math:`\hat r = \bar h / \bar c` of two sample means, with the delta-method
+    stderr: :math:`z_i = \hat r + (h_i - \hat r c_i)/\bar c` has mean :math:`\hat r` and
+    sample standard deviation :math:`\operatorname{sd}(h - \hat r c)/\bar c`."""
+    finite = np.isfinite(values) & np.isfinite(scale)
+    c_bar = float(scale[finite].mean()) if finite.any() else np.nan
+    if not c_bar > 0:
+        c_bar = np.nan
+    r_hat = float(values[finite].mean()) / c_bar if finite.any() else np.nan
+    z = np.where(finite, r_hat + (values - r_hat * scale) / c_bar, np.nan)
+    return summarise(
+        z,
+        formula_id=formula_id,
+        normaliser=NORMALISER_TERMS,
+        resolution=resolution / c_bar if np.isfinite(c_bar) else 0.0,
+    )
+
+
 def _estimate(
     fn, problem, times, *, n_samples, key, num_probes, block_size, allow_float32, log_form
-) -> list[Estimate]:
+) -> tuple[list[Estimate], list[Estimate]]:
     require_float64(allow_float32)
     if not (
         isinstance(problem, AbstractExactMarginals)
@@ -185,7 +208,7 @@ def _estimate(
     times = np.atleast_1d(np.asarray(times, dtype=np.float64))
     if times.ndim != 1 or times.size == 0:
         raise ValueError(f"times must be a non-empty 1-d sequence, got shape {times.shape}")
-    out = []
+    absolute, relative = [], []
     for t, k in zip(times, jax.random.split(key, times.size), strict=True):
         r1, r2, scale = (
             np.asarray(a)
@@ -201,11 +224,52 @@ def _estimate(
             # Per-sample terms of the unbiased sample covariance (the variance when exact);
             # non-finite residuals stay NaN so that summarise counts and reports them.
             values = np.where(ok, (r1 - m1) * (r2 - m2) * n / (n - 1), np.nan)
-            out.append(summarise(values, formula_id=FORMULA_LOG, resolution=resolution))
+            formulas = (FORMULA_LOG, FORMULA_LOG_RELATIVE)
         else:
             values = np.sum(r1 * r2, axis=-1)
-            out.append(summarise(values, formula_id=FORMULA_SCORE, resolution=resolution))
-    return out
+            formulas = (FORMULA_SCORE, FORMULA_SCORE_RELATIVE)
+        absolute.append(summarise(values, formula_id=formulas[0], resolution=resolution))
+        relative.append(_ratio(values, scale, resolution, formulas[1]))
+    return absolute, relative
+
+
+def fp_residuals(
+    fn: ScoreFn | LogDensityFn,
+    problem: AbstractFokkerPlanckDynamics,
+    times: Sequence[float],
+    *,
+    form: str,
+    n_samples: int,
+    key: PRNGKeyArray,
+    num_probes: int | None = None,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+    allow_float32: bool = False,
+) -> tuple[list[Estimate], list[Estimate]]:
+    r"""Absolute and relative FP residual at each time, from one set of samples.
+
+    The absolute estimates are those of :func:`fp_score_residual` (``form="score"``) or
+    :func:`fp_log_density_residual` (``form="log_density"``), with the same key. The
+    relative ones divide by the mean squared size of the terms that cancel in R,
+    :math:`\bar c = \frac1n\sum_i c_i` (score form :math:`c = 2|\partial_t s|^2`; log form
+    :math:`c = \sum_k T_k^2` over the five terms :math:`T_k` of R), a dimensionless
+    ratio of means (normaliser ``fp_term_scale``) whose stderr is the delta-method one
+    (:func:`_ratio`): :math:`E|R|^2 / E c` is 0 for the exact solution and of order
+    :math:`\varepsilon^2` for an :math:`O(\varepsilon)` relative error of the model, whatever
+    the units of x and t.
+    """
+    if form not in ("score", "log_density"):
+        raise ValueError(f"form must be 'score' or 'log_density', got {form!r}")
+    return _estimate(
+        fn,
+        problem,
+        times,
+        n_samples=n_samples,
+        key=key,
+        num_probes=num_probes,
+        block_size=block_size,
+        allow_float32=allow_float32,
+        log_form=form == "log_density",
+    )
 
 
 def fp_score_residual(
@@ -251,7 +315,7 @@ def fp_score_residual(
         block_size=block_size,
         allow_float32=allow_float32,
         log_form=False,
-    )
+    )[0]
 
 
 def fp_log_density_residual(
@@ -281,4 +345,4 @@ def fp_log_density_residual(
         block_size=block_size,
         allow_float32=allow_float32,
         log_form=True,
-    )
+    )[0]

@@ -8,6 +8,7 @@ from ._divergence import divergence_exact, divergence_hutchinson, rademacher_var
 from ._estimate import Estimate, estimates_to_check, summarise, tail_diagnostics
 from ._fp_residual import (
     fp_log_density_residual,
+    fp_residuals,
     fp_score_residual,
     log_density_residual,
     score_residual,
@@ -20,6 +21,7 @@ __all__ = [
     "divergence_hutchinson",
     "estimates_to_check",
     "fp_log_density_residual",
+    "fp_residuals",
     "fp_score_residual",
     "hyvarinen_gap",
     "hyvarinen_loss",
