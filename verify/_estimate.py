@@ -289,3 +289,37 @@ def summarise(
 
 def _join(first: str, second: str) -> str:
     return f"{first}; {second}" if first else second
+
+
+def ratio_estimate(
+    numerator: np.ndarray,
+    denominator: np.ndarray,
+    *,
+    formula_id: str,
+    normaliser: str,
+    eps: float = 0.0,
+    resolution: float = 0.0,
+) -> Estimate:
+    r"""Ratio of two sample means :math:`\hat r = \bar a / (\bar b + \epsilon)` as an Estimate.
+
+    The per-sample values :math:`z_i = \hat r + (a_i - \hat r\, b_i)/(\bar b + \epsilon)` have
+    mean :math:`\hat r` (for ε = 0) and standard deviation
+    :math:`\operatorname{sd}(a - \hat r b)/(\bar b + \epsilon)`, the first-order (delta-method)
+    standard error of a ratio of means; :func:`verify._estimate.summarise` then applies its
+    NaN policy and tail diagnostic. ``resolution`` is the round-off level of ``a``.
+    """
+    a = np.asarray(numerator, dtype=np.float64)
+    b = np.asarray(denominator, dtype=np.float64)
+    finite = np.isfinite(a) & np.isfinite(b)
+    scale = float(b[finite].mean()) + eps if finite.any() else np.nan
+    if not scale > 0:
+        scale = np.nan
+    r_hat = float(a[finite].mean()) / scale if finite.any() else np.nan
+    z = np.where(finite, r_hat + (a - r_hat * b) / scale, np.nan)
+    return summarise(
+        z,
+        formula_id=formula_id,
+        normaliser=normaliser,
+        eps=eps,
+        resolution=resolution / scale if np.isfinite(scale) else 0.0,
+    )

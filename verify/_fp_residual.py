@@ -55,7 +55,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from solvers import AbstractExactMarginals, AbstractFokkerPlanckDynamics
 
 from ._divergence import divergence_exact, divergence_probes, rademacher_probes
-from ._estimate import Estimate, summarise
+from ._estimate import Estimate, ratio_estimate, summarise
 from ._score_gap import (
     DEFAULT_BLOCK_SIZE,
     ScoreFn,
@@ -174,20 +174,8 @@ NORMALISER_TERMS = "fp_term_scale"
 
 
 def _ratio(values: np.ndarray, scale: np.ndarray, resolution: float, formula_id: str) -> Estimate:
-    r"""Ratio :math:`\hat r = \bar h / \bar c` of two sample means, with the delta-method
-    stderr: :math:`z_i = \hat r + (h_i - \hat r c_i)/\bar c` has mean :math:`\hat r` and
-    sample standard deviation :math:`\operatorname{sd}(h - \hat r c)/\bar c`."""
-    finite = np.isfinite(values) & np.isfinite(scale)
-    c_bar = float(scale[finite].mean()) if finite.any() else np.nan
-    if not c_bar > 0:
-        c_bar = np.nan
-    r_hat = float(values[finite].mean()) / c_bar if finite.any() else np.nan
-    z = np.where(finite, r_hat + (values - r_hat * scale) / c_bar, np.nan)
-    return summarise(
-        z,
-        formula_id=formula_id,
-        normaliser=NORMALISER_TERMS,
-        resolution=resolution / c_bar if np.isfinite(c_bar) else 0.0,
+    return ratio_estimate(
+        values, scale, formula_id=formula_id, normaliser=NORMALISER_TERMS, resolution=resolution
     )
 
 
@@ -253,9 +241,9 @@ def fp_residuals(
     :math:`\bar c = \frac1n\sum_i c_i` (score form :math:`c = 2|\partial_t s|^2`; log form
     :math:`c = \sum_k T_k^2` over the five terms :math:`T_k` of R), a dimensionless
     ratio of means (normaliser ``fp_term_scale``) whose stderr is the delta-method one
-    (:func:`_ratio`): :math:`E|R|^2 / E c` is 0 for the exact solution and of order
-    :math:`\varepsilon^2` for an :math:`O(\varepsilon)` relative error of the model, whatever
-    the units of x and t.
+    (:func:`verify._estimate.ratio_estimate`): :math:`E|R|^2 / E c` is 0 for the exact
+    solution and of order :math:`\varepsilon^2` for an :math:`O(\varepsilon)` relative
+    error of the model, whatever the units of x and t.
     """
     if form not in ("score", "log_density"):
         raise ValueError(f"form must be 'score' or 'log_density', got {form!r}")

@@ -14,9 +14,10 @@ code  meaning
 70    internal error (a bug: please report it; ``SOLVERCERT_DEBUG=1`` shows the traceback)
 ====  ==================================================================================
 
-JAX is imported only by commands that compute (``env`` now, ``certify`` later), which
-switch on float64 first; ``show``, ``gate`` and ``report`` read the artefact alone and
-stay fast on machines without an accelerator stack.
+JAX is imported only by commands that compute (``certify``, ``bounds``, ``env``), which
+switch on float64 first (``certify --float32`` leaves it off and the certificate records
+``x64 = 0``); ``show``, ``gate`` and ``report`` read the artefact alone and stay fast on
+machines without an accelerator stack.
 """
 
 from __future__ import annotations
@@ -95,6 +96,10 @@ class _UsageError(Exception):
     """A problem with how the command was called (exit 2)."""
 
 
+class _InvalidInput(Exception):
+    """A model, problem or data file that cannot be used (exit 4)."""
+
+
 def _fail(message: str, code: ExitCode) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(int(code))
@@ -110,6 +115,8 @@ def _exit_codes() -> Iterator[None]:
     except _UsageError as exc:
         _fail(str(exc), ExitCode.USAGE)
     except CertificateError as exc:
+        _fail(str(exc), ExitCode.INVALID_INPUT)
+    except _InvalidInput as exc:
         _fail(str(exc), ExitCode.INVALID_INPUT)
     except Exception as exc:
         if os.environ.get("SOLVERCERT_DEBUG"):
@@ -260,11 +267,15 @@ def report(
             typer.echo(f"wrote {out}", err=True)
 
 
-def _jax() -> Any:
-    """Import JAX with float64 switched on (certification runs in float64)."""
+def _jax(*, x64: bool = True) -> Any:
+    """Import JAX with float64 switched on (certification runs in float64).
+
+    ``x64=False`` (``certify --float32``) leaves JAX's default float32 in place.
+    """
     import jax
 
-    jax.config.update("jax_enable_x64", True)
+    if x64:
+        jax.config.update("jax_enable_x64", True)
     return jax
 
 
@@ -285,6 +296,207 @@ def env() -> None:
         }
         for key, value in lines.items():
             typer.echo(f"{key:<11}{value}")
+
+
+class _StageProgress:
+    """Progress bar of a certify run on standard error (rich), or nothing.
+
+    Shown only when standard error is a terminal and ``--quiet`` is not given, so logs
+    and pipes stay clean.
+    """
+
+    def __init__(self, enabled: bool) -> None:
+        self._progress = None
+        self._task = None
+        if enabled:
+            from rich.console import Console
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._progress = Progress(
+                TextColumn("{task.description:<40}"),
+                BarColumn(),
+                TextColumn("{task.completed}/{task.total}"),
+                TimeElapsedColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
+
+    def __enter__(self) -> _StageProgress:
+        if self._progress is not None:
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def __call__(self, description: str, done: int, total: int) -> None:
+        if self._progress is None:
+            return
+        if self._task is None:
+            self._task = self._progress.add_task(description, total=total)
+        self._progress.update(self._task, description=description, completed=done)
+
+
+def _parse_times(text: str | None) -> tuple[float, ...] | None:
+    if text is None:
+        return None
+    try:
+        return tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise _UsageError(f"--times must be comma-separated numbers, got {text!r}") from None
+
+
+@app.command(epilog=_EXIT_CODE_HELP)
+def certify(
+    problem: Annotated[
+        str,
+        typer.Option(
+            "--problem",
+            "-p",
+            help="Built-in problem id (vp-gmm-2d, landau-bkw-2d, ...) or a .toml problem file.",
+        ),
+    ],
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model",
+            "-m",
+            help="path/to/file.py:attr, package.module:attr, or a checkpoint directory.",
+        ),
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Certificate to write (NetCDF-4).")],
+    role: Annotated[
+        str | None,
+        typer.Option(
+            help="Role of a plain callable: score, log_density, flow or velocity "
+            "(an object with role methods needs none)."
+        ),
+    ] = None,
+    bounds: Annotated[
+        Path | None,
+        typer.Option(
+            "--bounds",
+            "-b",
+            help="Bounds file (TOML or pyproject.toml [tool.solvercert]) over the problem "
+            "defaults (see `verify bounds PROBLEM`).",
+        ),
+    ] = None,
+    bound: Annotated[
+        list[str] | None,
+        typer.Option("--bound", help="Bound expression, repeatable: 'score_gap_relative<=0.01'."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Root seed; the same seed gives the same digest.")] = 0,
+    samples: Annotated[
+        int, typer.Option("--samples", "-n", help="Exact samples / particles per time.")
+    ] = 10_000,
+    times: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated certification times (default: the problem's)."),
+    ] = None,
+    confidence: Annotated[
+        float | None, typer.Option(help="Overall confidence level 1-δ (default 0.95).")
+    ] = None,
+    correction: Annotated[
+        Correction | None,
+        typer.Option(help="Multiple-comparison correction (default bonferroni)."),
+    ] = None,
+    divergence: Annotated[
+        str,
+        typer.Option(help="Divergence of the score: exact (Jacobian trace) or hutchinson."),
+    ] = "exact",
+    probes: Annotated[int, typer.Option(help="Rademacher probes per sample (hutchinson).")] = 4,
+    float32: Annotated[
+        bool,
+        typer.Option(
+            "--float32", help="Certify in float32 (recorded as x64 = 0 in the certificate)."
+        ),
+    ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress bar on standard error.")
+    ] = False,
+) -> None:
+    """Certify a learned model on a reference problem and write the certificate.
+
+    Loads the model, probes its roles, computes every check that applies (score gap,
+    Hyvärinen gap, Fokker-Planck and flow-map residuals, invariants, KDE density error,
+    ODE/SDE sample gap, errors against the exact solution) with confidence intervals,
+    gates them against the bounds (--bound > --bounds file > problem defaults), writes the
+    certificate atomically, prints the verdict table and exits with the verdict.
+    """
+    with _exit_codes():
+        cli_layer = _cli_bounds(bound or [], confidence, correction)
+        file_layer = load_bounds(bounds) if bounds is not None else Bounds()
+        _jax(x64=not float32)
+        from solvers import ProblemError, get_problem
+
+        from ._certify import CertifyConfig, CertifyError, certify
+        from ._model import ModelError, load_model
+
+        try:
+            config = CertifyConfig(
+                times=_parse_times(times),
+                n_samples=samples,
+                seed=seed,
+                divergence=divergence,  # type: ignore[arg-type]
+                probes=probes,
+                allow_float32=float32,
+            )
+        except CertifyError as exc:
+            raise _UsageError(str(exc)) from None
+        try:
+            reference = get_problem(problem)
+            probe_time = (config.times or reference.default_times)[0]
+            loaded = load_model(
+                model,
+                role=role,
+                dim=reference.dim,
+                probe_time=float(probe_time),
+                allow_float32=float32,
+            )
+        except (ProblemError, ModelError) as exc:
+            raise _InvalidInput(str(exc)) from None
+        show_bar = not quiet and sys.stderr.isatty()
+        try:
+            with _StageProgress(show_bar) as progress:
+                result = certify(
+                    reference,
+                    loaded,
+                    config,
+                    user_bounds=cli_layer.over(file_layer),
+                    bounds_source=str(bounds) if bounds is not None else "",
+                    progress=progress,
+                )
+        except CertifyError as exc:
+            raise _UsageError(str(exc)) from None
+        except ModelError as exc:
+            raise _InvalidInput(str(exc)) from None
+        try:
+            write_certificate(result, out)
+        except OSError as exc:
+            raise _UsageError(f"cannot write {out}: {exc.strerror or exc}") from None
+        typer.echo(format_table(result))
+        code = VERDICT_EXIT_CODES[result.verdict]
+        typer.echo(f"verdict: {result.verdict} (exit {int(code)}); wrote {out}")
+    raise typer.Exit(int(code))
+
+
+@app.command("bounds", epilog=_EXIT_CODE_HELP)
+def bounds_command(
+    problem: Annotated[str, typer.Argument(help="Built-in problem id or .toml problem file.")],
+) -> None:
+    """Print the default bounds `verify certify` applies to a problem (TOML)."""
+    with _exit_codes():
+        _jax()
+        from solvers import ProblemError, get_problem
+
+        from ._certify import CertifyError, default_bounds_text
+
+        try:
+            text = default_bounds_text(get_problem(problem))
+        except (ProblemError, CertifyError) as exc:
+            raise _InvalidInput(str(exc)) from None
+        typer.echo(text, nl=not text.endswith("\n"))
 
 
 def main() -> None:
