@@ -23,6 +23,7 @@ import resource
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 CASES = {
     "vp": {
@@ -39,6 +40,8 @@ CASES = {
 
 
 def _child(case: str, samples: int) -> dict:
+    # The models live in tests/verify/models_for_certify.py (exact solutions as models).
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import jax
 
     jax.config.update("jax_enable_x64", True)

@@ -34,7 +34,8 @@ def test_every_fixture_file_is_listed():
         str(path.relative_to(FIXTURES))
         for path in FIXTURES.rglob("*")
         if path.is_file()
-        and path.suffix in {".nc", ".toml", ".json"}
+        and path.suffix in {".nc", ".toml", ".json", ".py"}
+        and path.parent != FIXTURES
         and path.name != "manifest.json"
     }
     assert on_disk == listed
@@ -68,3 +69,24 @@ def test_fixture_script_reproduces_the_content(tmp_path):
 
 def test_fixture_verdicts_cover_pass_and_fail():
     assert {entry["verdict"] for entry in CERTIFICATES} == {"PASS", "FAIL"}
+
+
+QUICK_START_MODEL = FIXTURES / "models" / "vp_gmm_analytic.py"
+
+
+@pytest.mark.parametrize(
+    ("attr", "samples", "exit_code"),
+    [("score", "4096", 0), ("gaussian_score", "1024", 1)],
+)
+def test_quick_start_model_certifies_as_the_readme_says(tmp_path, attr, samples, exit_code):
+    # The README quick start runs exactly the first case (same options, seed 0).
+    from typer.testing import CliRunner
+
+    from verify.cli import app
+
+    out = tmp_path / "cert.nc"
+    args = ["certify", "--problem", "vp-gmm-2d", "--model", f"{QUICK_START_MODEL}:{attr}"]
+    args += ["--role", "score", "--samples", samples, "--out", str(out), "--quiet"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == exit_code, result.output
+    assert cert.read_certificate(out).verdict == ("PASS" if exit_code == 0 else "FAIL")

@@ -3,24 +3,22 @@ r"""``verify certify``: run every check that applies to a (problem, model) pair.
 Which families are computed follows from what the problem knows (its capability classes,
 :mod:`solvers._problem`) and which roles the model has (:mod:`verify._model`):
 
-================  =====================================  =====================================
-family            checks                                 needs
-================  =====================================  =====================================
-``score_gap``     score_gap, score_gap_relative,         a score (the ``score`` role, or
-                  hyvarinen_gap, hyvarinen_gap_relative  ∇log_density, or 2(f − v)/g² from a
-                                                         velocity) and exact marginals
-``fokker_planck`` fp_residual(_relative) [score],        FP dynamics and exact marginals;
-                  fp_log_residual(_relative) [log],      flow residual: a Landau problem, the
-                  flow_residual(_relative) [flow]        ``flow`` and ``score`` roles
-``invariants``    momentum_drift, energy_drift,          a Landau problem and a ``flow`` role
-                  entropy_rate
-``density``       density_error, kde_floor,              a flow role and exact marginals
-                  density_error_excess
-``sample_gap``    ode/sde/ode_sde MMD², energy           a score or velocity and a linear-SDE
-                  distance, sliced W2²                   problem (reverse-time generation)
-``reference``     velocity_error, log_density_error,     the ``velocity`` / ``log_density`` /
-                  flow_error                             ``flow`` role and the exact solution
-================  =====================================  =====================================
+* ``score_gap`` — score_gap, score_gap_relative, hyvarinen_gap, hyvarinen_gap_relative;
+  needs a score (the ``score`` role, or ∇ of ``log_density``, or 2(f − v)/g² of
+  ``velocity``) and exact marginals;
+* ``fokker_planck`` — fp_residual(_relative) for a ``score`` role and
+  fp_log_residual(_relative) for a ``log_density`` role (FP dynamics and exact marginals);
+  flow_residual(_relative) for ``flow`` + ``score`` on a Landau problem;
+* ``invariants`` — mass_drift, momentum_drift, energy_drift, entropy_rate: a ``flow`` role
+  on a Landau problem;
+* ``density`` — density_error, kde_floor, density_error_excess: a ``flow`` role and exact
+  marginals (d ≤ 3);
+* ``samples`` — ode/sde/ode_sde MMD² (block), energy distance, sliced W2²: a score or
+  velocity on a linear-SDE problem (generation backward from exact p_{t_max});
+* ``reference_error`` — velocity_error, log_density_error (d ≤ 3), flow_error: the
+  ``velocity`` / ``log_density`` / ``flow`` role and the exact solution.
+
+The checks, formulas and default bounds are listed in ``certificates/SCHEMA.md`` § 3.3.
 
 Randomness: the root key is ``jax.random.key(seed)``; each family draws its key with
 ``jax.random.fold_in(root, crc32(family))``, so adding or skipping a family never changes
@@ -557,7 +555,7 @@ def _sample_gap_family(run: _Run) -> xr.Dataset:
         score_fn=run.roles.score if run.roles.velocity is None else None,
         velocity_fn=run.roles.velocity,
         config=run.config.resolved_sample_gap,
-        key=run.key("sample_gap"),
+        key=run.key("samples"),
         allow_float32=run.config.allow_float32,
     )
     run.notes["sample_gap"] = result.parameters
@@ -577,7 +575,7 @@ def _sample_gap_family(run: _Run) -> xr.Dataset:
         unit = next(u for suffix, u in units.items() if name.endswith(suffix))
         checks.append(estimate.to_check(name, unit, names.get(name, name)))
     return family_dataset(
-        "sample_gap",
+        "samples",
         "samples generated from exact p_{t_max} by the probability-flow ODE and the reverse "
         "SDE with the learned model, against exact p_{t_min} samples and each other "
         f"(Gaussian-kernel bandwidth {result.bandwidth:.6g})",
@@ -588,7 +586,7 @@ def _sample_gap_family(run: _Run) -> xr.Dataset:
 def _reference_family(run: _Run, flow: Any | None) -> xr.Dataset | None:
     problem, times = run.problem, run.times
     checks = []
-    key = run.key("reference")
+    key = run.key("reference_error")
     exact_fp = isinstance(problem, AbstractExactMarginals) and isinstance(
         problem, AbstractFokkerPlanckDynamics
     )
@@ -622,7 +620,7 @@ def _reference_family(run: _Run, flow: Any | None) -> xr.Dataset | None:
     if not checks:
         return None
     return family_dataset(
-        "reference",
+        "reference_error",
         "errors against the exact solution: velocity field, normalised density on a grid, "
         "characteristic flow map",
         checks,
