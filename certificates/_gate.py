@@ -230,7 +230,8 @@ def _decide_row(pending: _Pending, level: float) -> VerdictRow:
         reason = (
             f"stored interval holds at level {interval.confidence:g} only; {level:g} is required"
         )
-    if math.isnan(pending.estimate) and pending.note:
+    # The estimate's own note (NaN cause, heavy-tail diagnostic) explains a non-PASS verdict.
+    if pending.note and verdict is not Verdict.PASS:
         reason = f"{reason}: {pending.note}"
     return VerdictRow(
         check=pending.check,

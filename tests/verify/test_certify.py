@@ -254,3 +254,14 @@ def test_dimension_mismatch_is_a_model_error():
     loaded = load_model(f"{MODELS}:vp_exact", role=None, dim=2, probe_time=1.0)
     with pytest.raises(ModelError, match="d = 2"):
         certify(problem, loaded, dataclasses.replace(CertifyConfig(), n_samples=64))
+
+
+def test_heavy_tail_near_bkw_t0_is_inconclusive_never_pass():
+    # At t = 0 the BKW score 2v/|v|² − 2v makes the Hyvärinen integrand's variance infinite
+    # (MATH.md §1.3 b); the tail diagnostic fires (188/200 seeds at n = 4096, t = 0; 200/200
+    # at t = 0.05, tests/validation/test_estimator_coverage.py) and the row is INCONCLUSIVE.
+    certificate = run("landau-bkw-2d", "bkw2_exact", times=(0.05,))
+    (row,) = rows(certificate, "hyvarinen_gap_relative")
+    assert row.verdict is Verdict.INCONCLUSIVE
+    assert "heavy tail" in row.reason
+    assert certificate.verdict is not Verdict.PASS

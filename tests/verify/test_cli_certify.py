@@ -132,3 +132,20 @@ def test_certify_help_lists_the_options():
         "--quiet",
     ):
         assert option in result.output
+
+
+def test_float32_only_when_asked_and_recorded(tmp_path):
+    # A fresh process: the test session itself runs with x64 on (tests/conftest.py), and
+    # --float32 must leave JAX's default float32 in place.
+    import subprocess
+    import sys
+
+    out = tmp_path / "f32.nc"
+    args = [sys.executable, "-m", "verify", "certify", *SMALL[:-1], "2048", "--float32"]
+    done = subprocess.run(
+        [*args, "--out", str(out), "--quiet"], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    loaded = cert.read_certificate(out)
+    assert int(loaded.attrs["x64"]) == 0
+    assert __import__("json").loads(loaded.attrs["config_json"])["dtype"] == "float32"
