@@ -86,6 +86,9 @@ Divergence = Literal["exact", "hutchinson"]
 ProgressFn = Callable[[str, int, int], None]
 """``progress(description, done, total)``: called before each stage and once at the end."""
 
+CPU_BLOCK_SIZE = 1024
+ACCELERATOR_BLOCK_SIZE = 8192
+
 DENSITY_MAX_DIM = 3
 """Grid-based checks (KDE, grid density error) run for d ≤ 3 only (grid size ~ cells^d)."""
 
@@ -112,8 +115,10 @@ class CertifyConfig:
         K, probes per sample for Hutchinson.
     allow_float32 : bool
         Certify without x64 (the certificate records ``x64 = 0``).
-    block_size : int
-        Samples per vmapped block (memory O(block_size)).
+    block_size : int or None
+        Samples per vmapped block (memory O(block_size)); ``None``: 1024 on a CPU, 8192 on an
+        accelerator (measured on an H100: the BKW flow checks at 10⁴ particles take 10.2 s
+        with 1024-blocks and 2.2 s with 8192-blocks, warm; on the 2-core CPU 1024 is best).
     fisher_eps : float
         ε added to I(t) in the relative gaps.
     sample_gap : SampleGapConfig or None
@@ -131,7 +136,7 @@ class CertifyConfig:
     divergence: Divergence = "exact"
     probes: int = 4
     allow_float32: bool = False
-    block_size: int = 1024
+    block_size: int | None = None
     fisher_eps: float = 0.0
     sample_gap: SampleGapConfig | None = None
     density_bandwidth: float | None = None
@@ -146,6 +151,12 @@ class CertifyConfig:
             raise CertifyError(f"--probes must be ≥ 1, got {self.probes}")
         if self.seed < 0:
             raise CertifyError(f"--seed must be ≥ 0, got {self.seed}")
+
+    @property
+    def resolved_block_size(self) -> int:
+        if self.block_size is not None:
+            return int(self.block_size)
+        return CPU_BLOCK_SIZE if jax.default_backend() == "cpu" else ACCELERATOR_BLOCK_SIZE
 
     @property
     def resolved_sample_gap(self) -> SampleGapConfig:
@@ -166,7 +177,7 @@ class CertifyConfig:
             "divergence": self.divergence,
             "probes": int(self.probes) if self.divergence == "hutchinson" else None,
             "dtype": "float32" if self.allow_float32 else "float64",
-            "block_size": int(self.block_size),
+            "block_size": self.resolved_block_size,
             "fisher_eps": float(self.fisher_eps),
             "sample_gap": self.resolved_sample_gap.parameters(),
             "density_bandwidth": self.density_bandwidth,
@@ -299,7 +310,7 @@ class _Run:
     def common(self) -> dict[str, Any]:
         return {
             "n_samples": int(self.config.n_samples),
-            "block_size": int(self.config.block_size),
+            "block_size": self.config.resolved_block_size,
             "allow_float32": self.config.allow_float32,
         }
 
@@ -527,7 +538,7 @@ def _density_family(run: _Run) -> xr.Dataset:
             bandwidth=bandwidth,
             key=jax.random.fold_in(boot_key, i),
             n_bootstrap=config.density_bootstrap,
-            block_size=config.block_size,
+            block_size=config.resolved_block_size,
         )
         errors.append(result.density_error)
         floors.append(result.kde_floor)
@@ -678,7 +689,7 @@ def _stages(run: _Run) -> list[tuple[str, Callable[[dict], xr.Dataset | None]]]:
                 times=run.times,
                 n_particles=int(run.config.n_samples),
                 key=run.key("flow"),
-                block_size=run.config.block_size,
+                block_size=run.config.resolved_block_size,
                 allow_float32=run.config.allow_float32,
             )
             run.notes["flow"] = state["flow"].parameters
