@@ -351,6 +351,18 @@ def _score_family(run: _Run) -> xr.Dataset:
         times=times,
         auxiliary={
             "fisher_information": _aux(fisher, "x^-2", "Fisher information I(t) of p_t"),
+            # With Hutchinson the probe noise is part of each per-sample value, so this
+            # variance is Var_x + E_x Var_probe / K (verify._score_gap).
+            "hyvarinen_integrand_variance": _aux(
+                [e.sample_variance for e in hyva],
+                "x^-4",
+                "sample variance of the Hyvarinen integrand |s|^2 + 2 div s (probe noise included)",
+            ),
+            "hyvarinen_tail_share": _aux(
+                [e.tail_share for e in hyva],
+                "1",
+                "top-10 share of squared deviations of the Hyvarinen integrand (> 0.25: heavy)",
+            ),
         },
     )
 
