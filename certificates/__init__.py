@@ -6,6 +6,16 @@ report on certificates on a machine without a JAX stack; it never imports JAX.
 """
 
 from ._atomic import atomic_write, atomic_write_text
+from ._baseline import (
+    BaselineError,
+    BaselineResult,
+    NotCompared,
+    RegressionMargins,
+    RegressionRow,
+    compare_to_baseline,
+    format_regression_table,
+    parse_regression_margins,
+)
 from ._bounds import (
     Bound,
     Bounds,
@@ -42,6 +52,8 @@ from ._verdict import combine, decide
 
 __all__ = [
     "SCHEMA_VERSION",
+    "BaselineError",
+    "BaselineResult",
     "Bound",
     "Bounds",
     "BoundsError",
@@ -58,7 +70,10 @@ __all__ = [
     "GateResult",
     "Interval",
     "IntervalMethod",
+    "NotCompared",
     "Provenance",
+    "RegressionMargins",
+    "RegressionRow",
     "ReportFormat",
     "Verdict",
     "VerdictRow",
@@ -69,14 +84,17 @@ __all__ = [
     "build_interval",
     "check_names",
     "combine",
+    "compare_to_baseline",
     "content_digest",
     "decide",
     "family_dataset",
+    "format_regression_table",
     "format_table",
     "gate",
     "load_bounds",
     "parse_bound_expressions",
     "parse_bounds",
+    "parse_regression_margins",
     "per_interval_confidence",
     "read_certificate",
     "render_report",

@@ -37,13 +37,18 @@ from certificates import (
     BoundsError,
     CertificateError,
     Correction,
+    RegressionMargins,
     ReportFormat,
     Verdict,
     atomic_write_text,
+    combine,
+    compare_to_baseline,
+    format_regression_table,
     format_table,
     gate,
     load_bounds,
     parse_bound_expressions,
+    parse_regression_margins,
     read_certificate,
     render_report,
     write_certificate,
@@ -189,6 +194,15 @@ def _cli_bounds(
     return Bounds(confidence=confidence, correction=correction, checks=parsed.checks)
 
 
+def _cli_margins(texts: list[str], baseline: Path | None) -> RegressionMargins:
+    if texts and baseline is None:
+        raise _UsageError("--max-regression needs --baseline")
+    try:
+        return parse_regression_margins(texts)
+    except BoundsError as exc:
+        raise _UsageError(f"--max-regression: {exc}") from None
+
+
 # The function is not called `gate`: that name is the library's gating function.
 @app.command("gate", epilog=_EXIT_CODE_HELP)
 def gate_command(
@@ -222,26 +236,57 @@ def gate_command(
         Path | None,
         typer.Option("--out", "-o", help="Also write the re-gated certificate here."),
     ] = None,
+    baseline: Annotated[
+        Path | None,
+        typer.Option(
+            help="Baseline certificate of the same problem (e.g. committed next to the model "
+            "checkpoint): also fail when a bounded check got worse than in it beyond the "
+            "noise and the --max-regression margin.",
+        ),
+    ] = None,
+    max_regression: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--max-regression",
+            help="Allowed worsening against --baseline, repeatable: '10%' (relative to the "
+            "baseline estimate), '1e-3' (absolute), 'score_gap=10%' (one check). "
+            "Default 0: any significant worsening fails.",
+        ),
+    ] = None,
 ) -> None:
     """Re-gate a stored certificate against (possibly stricter) bounds; exit with its verdict.
 
     Precedence: --bound/--confidence/--correction > --bounds file > the bounds stored in
-    the certificate (the problem defaults it was made with).
+    the certificate (the problem defaults it was made with). With --baseline the exit
+    code is the worse of the bound verdict and the regression verdict (docs/baselines.md).
     """
     with _exit_codes():
         cli_layer = _cli_bounds(bound or [], confidence, correction)
+        margins = _cli_margins(max_regression or [], baseline)
         loaded = read_certificate(certificate)
+        reference = read_certificate(baseline) if baseline is not None else None
         file_layer = load_bounds(bounds) if bounds is not None else Bounds()
         result = gate(loaded, cli_layer.over(file_layer))
         regated = loaded.with_gate(result)
+        regression = None
+        if reference is not None:
+            try:
+                regression = compare_to_baseline(regated, reference, margins=margins)
+            except BoundsError as exc:  # a per-check margin naming an absent check
+                raise _UsageError(f"--max-regression: {exc}") from None
         if out is not None:
             try:
                 write_certificate(regated, out)
             except OSError as exc:
                 raise _UsageError(f"cannot write {out}: {exc.strerror or exc}") from None
         typer.echo(format_table(regated))
-        code = VERDICT_EXIT_CODES[result.verdict]
-        typer.echo(f"verdict: {result.verdict} (exit {int(code)})")
+        verdict = result.verdict
+        if regression is not None:
+            typer.echo(format_regression_table(regression, str(baseline)))
+            typer.echo(f"bounds: {result.verdict}; regression: {regression.verdict}")
+            verdict = combine([result.verdict, regression.verdict])
+        code = VERDICT_EXIT_CODES[verdict]
+        typer.echo(f"verdict: {verdict} (exit {int(code)})")
     raise typer.Exit(int(code))
 
 
