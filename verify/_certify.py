@@ -752,7 +752,10 @@ def certify(
     Raises
     ------
     CertifyError
-        Nothing applies to this (problem, roles) pair, or the options are invalid.
+        The options are invalid (times outside the window, …).
+    ModelError
+        The model does not fit the problem: another dimension, or roles that no check of
+        this problem applies to ("nothing to certify").
     """
     if model.dim != problem.dim:
         raise ModelError(f"model was probed with d = {model.dim}, problem has d = {problem.dim}")
@@ -777,7 +780,7 @@ def certify(
     if progress is not None:
         progress("done", len(stages), len(stages))
     if not families:
-        raise CertifyError(
+        raise ModelError(
             f"nothing to certify: problem {problem.problem_id!r} and model roles "
             f"{sorted(model.roles)} share no check (a score needs exact marginals; a flow "
             "needs a Landau problem)"

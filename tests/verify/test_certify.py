@@ -245,7 +245,7 @@ def test_bad_config_is_refused():
 def test_nothing_to_certify_is_a_clear_error():
     problem = get_problem("landau-coulomb-2d")
     loaded = load_model(f"{MODELS}:vp_exact", role=None, dim=2, probe_time=1.0)
-    with pytest.raises(CertifyError, match="nothing to certify"):
+    with pytest.raises(ModelError, match="nothing to certify"):
         certify(problem, loaded, CertifyConfig(times=(1.0,), n_samples=64))
 
 
