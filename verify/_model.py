@@ -358,3 +358,52 @@ def load_model(
         model_sha256=digest,
         dim=dim,
     )
+
+
+def model_from_object(
+    obj: Any,
+    *,
+    role: str | None,
+    dim: int,
+    probe_time: float,
+    spec: str = "<object>",
+    allow_float32: bool = False,
+) -> LoadedModel:
+    """Resolve and probe the roles of an in-memory model (a callable or a role object).
+
+    What :func:`load_model` does after importing a SPEC, for a model the caller already
+    holds (the pytest plugin's ``certify`` fixture). There is no file to hash, so
+    ``model_sha256`` is the empty string; ``spec`` is what the certificate records.
+
+    Parameters
+    ----------
+    obj : callable or object
+        A plain callable (``role`` says which role it is) or an object with role methods.
+    role : str or None
+        The role of a plain callable (required then); for an object, only this role.
+    dim : int
+        Dimension d of x for the probe.
+    probe_time : float
+        Time t of the probe call.
+    spec : str, default "<object>"
+        Description stored as the certificate's ``model_spec``.
+    allow_float32 : bool
+        Accept float32 outputs (the certificate must record it).
+
+    Raises
+    ------
+    ModelError
+        One-line message naming the cause.
+    """
+    if not isinstance(dim, int) or isinstance(dim, bool) or dim < 1:
+        raise ModelError(f"dimension must be a positive integer, got {dim!r}")
+    roles = resolve_roles(obj, spec, role=role)
+    for name, fn in roles.items():
+        probe_role(name, fn, dim=dim, probe_time=probe_time, allow_float32=allow_float32)
+    return LoadedModel(
+        spec=spec,
+        roles=types.MappingProxyType(dict(roles)),
+        unnormalised=_unnormalised(obj, roles),
+        model_sha256="",
+        dim=dim,
+    )
