@@ -29,7 +29,7 @@ Compilation: every estimator takes the time as a traced argument and the model a
 equinox-filtered argument, so each kernel is compiled once per run, not per time point.
 
 Default bounds per problem family are TOML files in ``verify/bounds/`` (read them with
-``verify certify --show-default-bounds``); only the bounds of checks that were computed are
+``verify bounds PROBLEM``); only the bounds of checks that were computed are
 stored, and a user's bounds file and ``--bound`` override them (``SCHEMA.md`` § 7).
 """
 
@@ -486,7 +486,7 @@ def _invariants_family(run: _Run, flow: Any) -> xr.Dataset:
             "energy_drift",
             absolute_drift(flow.energy_drift),
             "1",
-            "absolute relative drift of the second moment |E|X_t|^2 / E|X_0|^2 - 1|",
+            "absolute drift of the second moment |E|X_t|^2 - E|X_0|^2| / E_0 (exact initial)",
         ),
     ]
     auxiliary = {

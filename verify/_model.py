@@ -58,6 +58,7 @@ import hashlib
 import importlib
 import importlib.util
 import itertools
+import os
 import sys
 import types
 from collections.abc import Callable, Mapping
@@ -154,7 +155,15 @@ def import_file(path: Path) -> types.ModuleType:
 
 
 def import_module(name: str) -> types.ModuleType:
-    """Import ``package.module``; :class:`ModelError` on failure."""
+    """Import ``package.module``; :class:`ModelError` on failure.
+
+    The current directory is searched first, as ``python -m`` does (a console script such
+    as ``verify`` does not put it on ``sys.path``), so a project's own package resolves
+    without installing it.
+    """
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.insert(0, cwd)
     try:
         return importlib.import_module(name)
     except ModuleNotFoundError as exc:

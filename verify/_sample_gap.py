@@ -256,16 +256,15 @@ def mmd2_block_terms(
 ) -> Float[Array, " b"]:
     r"""Per-block unbiased MMD² U-statistics :math:`\eta_j` of :func:`mmd2_block`.
 
-        For block j with samples :math:`x_{j1..jB}, y_{j1..jB}`:
+    For block j with samples :math:`x_{j1..jB}, y_{j1..jB}`:
 
-        .. math::
+    .. math::
 
-            \eta_j = rac{1}{B(B-1)}\sum_{i
-    e i'} ig[k(x_{ji},x_{ji'}) + k(y_{ji},y_{ji'})ig]
-                     - rac{2}{B^2}\sum_{i,i'} k(x_{ji},y_{ji'}),
+        \eta_j = \frac{1}{B(B-1)}\sum_{i \ne i'} \big[k(x_{ji},x_{ji'}) + k(y_{ji},y_{ji'})\big]
+                 - \frac{2}{B^2}\sum_{i,i'} k(x_{ji},y_{ji'}),
 
-        unbiased for MMD²(P, Q) (the cross term may use i = i' since x and y are independent);
-        NaN where a block holds a non-finite sample. ``block`` is static (a shape).
+    unbiased for MMD²(P, Q) (the cross term may use i = i' since x and y are independent);
+    NaN where a block holds a non-finite sample. ``block`` is static (a shape).
     """
     nb = x.shape[0] // block
     xb = x[: nb * block].reshape(nb, block, -1)
@@ -293,26 +292,25 @@ def mmd2_block(
 ) -> Estimate:
     r"""Block estimate of the squared MMD (the "B-test" of Zaremba, Gretton, Blaschko 2013).
 
-        The n samples of each set are cut into :math:`b = \lfloor n/B
-    floor` blocks of size B;
-        the block U-statistics :math:`\eta_j` (:func:`mmd2_block_terms`) are iid and unbiased
-        for MMD², so :math:`ar\eta \pm z\,\hat\sigma_\eta/\sqrt b` is a CLT interval valid for
-        P = Q and P ≠ Q alike, like the linear-time statistic (:func:`mmd2_linear`, the case
-        B = 2), but with a variance smaller by a factor of order B under P ≈ Q (the degenerate
-        U-statistic of a block has variance :math:`O(B^{-2})`, against :math:`O(1)` for a
-        pair), at a cost of n·B kernel evaluations. B defaults to :func:`block_size_for`
-        (≥ 128 blocks). The block values are bounded (:math:`|\eta_j| \le 4`), so the
-        heavy-tail diagnostic is skipped, as for :func:`mmd2_linear`.
+    The n samples of each set are cut into :math:`b = \lfloor n/B \rfloor` blocks of size B;
+    the block U-statistics :math:`\eta_j` (:func:`mmd2_block_terms`) are iid and unbiased
+    for MMD², so :math:`\bar\eta \pm z\,\hat\sigma_\eta/\sqrt b` is a CLT interval valid for
+    P = Q and P ≠ Q alike, like the linear-time statistic (:func:`mmd2_linear`, the case
+    B = 2), but with a variance smaller by a factor of order B under P ≈ Q (the degenerate
+    U-statistic of a block has variance :math:`O(B^{-2})`, against :math:`O(1)` for a
+    pair), at a cost of n·B kernel evaluations. B defaults to :func:`block_size_for`
+    (≥ 128 blocks). The block values are bounded (:math:`|\eta_j| \le 4`), so the
+    heavy-tail diagnostic is skipped, as for :func:`mmd2_linear`.
 
-        Returns
-        -------
-        Estimate
-            Formula ``mmd2-block-gaussian``, evidence STATISTICAL, ``n_samples`` = b blocks.
+    Returns
+    -------
+    Estimate
+        Formula ``mmd2-block-gaussian``, evidence STATISTICAL, ``n_samples`` = b blocks.
 
-        References
-        ----------
-        W. Zaremba, A. Gretton, M. Blaschko, "B-test: A non-parametric, low variance kernel
-        two-sample test", NeurIPS 2013.
+    References
+    ----------
+    W. Zaremba, A. Gretton, M. Blaschko, "B-test: A non-parametric, low variance kernel
+    two-sample test", NeurIPS 2013.
     """
     require_float64(allow_float32)
     x, y = _check_pair(x, y, "mmd2_block")
@@ -764,7 +762,7 @@ def sample_gap(
     2021, eq. 13). SDE score: ``score_fn`` if given, else :math:`2(f - v)/g^2` (recorded as
     derived; valid for g > 0). Each generated set at :math:`t_{\min}` is compared with its
     own independent set of exact :math:`p_{t_{\min}}` samples, and the ODE set with the SDE
-    set, by :func:`mmd2_linear` and :func:`energy_distance_linear`; generated vs exact also
+    set, by :func:`mmd2_block` and :func:`energy_distance_linear`; generated vs exact also
     by :func:`sliced_w2`. With ``config.bandwidth = None`` the bandwidth is the median
     heuristic on a further independent exact set (so the MMD terms stay iid).
 
@@ -889,6 +887,10 @@ def sample_gap(
         "mmd_block_size": block_size_for(n),
         "bandwidth_source": "config" if config.bandwidth is not None else "median-heuristic",
         "kernel": "gaussian exp(-|a-b|^2 / (2 bandwidth^2))",
-        "formulas": {"mmd2": FORMULA_MMD, "energy": FORMULA_ENERGY, "sliced_w2": FORMULA_SLICED_W2},
+        "formulas": {
+            "mmd2": FORMULA_MMD_BLOCK,
+            "energy": FORMULA_ENERGY,
+            "sliced_w2": FORMULA_SLICED_W2,
+        },
     }
     return SampleGapResult(estimates=estimates, bandwidth=bandwidth, parameters=parameters)

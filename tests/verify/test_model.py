@@ -238,3 +238,16 @@ def test_probe_accepts_float32_when_allowed():
 
 def test_roles_constant():
     assert ROLES == ("score", "log_density", "flow", "velocity")
+
+
+def test_module_spec_resolves_from_the_current_directory(tmp_path, monkeypatch):
+    # A console script does not put the current directory on sys.path; load_model does,
+    # as `python -m` would, so a project's own package resolves without installing it.
+    package = tmp_path / "cwd_only_pkg_3f9a"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "models.py").write_text("def score(t, x):\n    return -x / (1.0 + t)\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    loaded = load_model("cwd_only_pkg_3f9a.models:score", role="score", dim=2, probe_time=0.5)
+    assert set(loaded.roles) == {"score"}
