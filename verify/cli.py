@@ -392,6 +392,73 @@ def _parse_times(text: str | None) -> tuple[float, ...] | None:
         raise _UsageError(f"--times must be comma-separated numbers, got {text!r}") from None
 
 
+def _model_specs(models: list[str]) -> list[str]:
+    """The --model options with globs expanded (a pattern matching nothing: exit 2)."""
+    from ._sweep import SweepError, expand_model_specs
+
+    try:
+        return expand_model_specs(models)
+    except SweepError as exc:
+        raise _UsageError(str(exc)) from None
+
+
+def _certify_sweep(
+    problem: str,
+    specs: list[str],
+    config: Any,
+    *,
+    out: Path,
+    role: str | None,
+    user_bounds: Bounds,
+    bounds_source: str,
+    workers: int | None,
+    show_bar: bool,
+) -> ExitCode:
+    """``certify`` with several models: certificates and sweep.nc in the folder ``out``."""
+    from solvers import ProblemError
+
+    from ._certify import CertifyError
+    from ._sweep import SweepError, sweep
+
+    if workers is None:
+        workers = min(len(specs), os.cpu_count() or 1)
+    if out.exists() and not out.is_dir():
+        raise _UsageError(f"--out {out} must be a folder when certifying several models")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _UsageError(f"cannot create {out}: {exc.strerror or exc}") from None
+    try:
+        with _StageProgress(show_bar and workers == 1) as progress:
+            result = sweep(
+                problem,
+                specs,
+                config,
+                out_dir=out,
+                role=role,
+                user_bounds=user_bounds,
+                bounds_source=bounds_source,
+                workers=workers,
+                progress=progress,
+            )
+    except (CertifyError, SweepError) as exc:
+        raise _UsageError(str(exc)) from None
+    except ProblemError as exc:
+        raise _InvalidInput(str(exc)) from None
+    except OSError as exc:
+        raise _UsageError(f"cannot write into {out}: {exc.strerror or exc}") from None
+    typer.echo(result.format_sweep_table())
+    if result.errors:
+        code = ExitCode.INVALID_INPUT
+        summary = f"{len(result.errors)} of {len(specs)} models could not be certified"
+    else:
+        code = VERDICT_EXIT_CODES[result.verdict]
+        summary = f"verdict: {result.verdict}"
+    where = f"; wrote {out}" + (f" and {result.combined.name}" if result.combined else "")
+    typer.echo(f"{summary} (exit {int(code)}){where}")
+    return code
+
+
 @app.command(epilog=_EXIT_CODE_HELP)
 def certify(
     problem: Annotated[
@@ -403,14 +470,23 @@ def certify(
         ),
     ],
     model: Annotated[
-        str,
+        list[str],
         typer.Option(
             "--model",
             "-m",
-            help="path/to/file.py:attr, package.module:attr, or a checkpoint directory.",
+            help="path/to/file.py:attr, package.module:attr, or a checkpoint directory. "
+            "Repeatable; the path part may be a glob ('runs/step_*', 'runs/*.py:score').",
         ),
     ],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Certificate to write (NetCDF-4).")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Certificate to write (NetCDF-4); with several models, a folder for one "
+            "certificate per model and the combined sweep.nc.",
+        ),
+    ],
     role: Annotated[
         str | None,
         typer.Option(
@@ -460,6 +536,13 @@ def certify(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress bar on standard error.")
     ] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            help="Processes for several models (default: min(#models, CPU count)); "
+            "1 certifies them one after the other in this process."
+        ),
+    ] = None,
 ) -> None:
     """Certify a learned model on a reference problem and write the certificate.
 
@@ -468,10 +551,15 @@ def certify(
     ODE/SDE sample gap, errors against the exact solution) with confidence intervals,
     gates them against the bounds (--bound > --bounds file > problem defaults), writes the
     certificate atomically, prints the verdict table and exits with the verdict.
+
+    With several models (repeated --model, or a glob) --out is a folder: one certificate
+    per model, the combined sweep.nc, and a table with one line per model; the exit code
+    is 4 if any model could not be loaded, else the worst verdict.
     """
     with _exit_codes():
         cli_layer = _cli_bounds(bound or [], confidence, correction)
         file_layer = load_bounds(bounds) if bounds is not None else Bounds()
+        specs = _model_specs(model)
         _jax(x64=not float32)
         from solvers import ProblemError, get_problem
 
@@ -489,11 +577,24 @@ def certify(
             )
         except CertifyError as exc:
             raise _UsageError(str(exc)) from None
+        if len(specs) > 1:
+            code = _certify_sweep(
+                problem,
+                specs,
+                config,
+                out=out,
+                role=role,
+                user_bounds=cli_layer.over(file_layer),
+                bounds_source=str(bounds) if bounds is not None else "",
+                workers=workers,
+                show_bar=not quiet and sys.stderr.isatty(),
+            )
+            raise typer.Exit(int(code))
         try:
             reference = get_problem(problem)
             probe_time = (config.times or reference.default_times)[0]
             loaded = load_model(
-                model,
+                specs[0],
                 role=role,
                 dim=reference.dim,
                 probe_time=float(probe_time),
