@@ -12,7 +12,10 @@ argument). ``workers>1`` uses a :class:`concurrent.futures.ProcessPoolExecutor` 
 ``spawn`` start method (forking a process that has initialised JAX is unsafe); each worker
 switches float64 on once at start (unless ``config.allow_float32``), certifies the models it
 is handed, writes each certificate itself and returns one :class:`SweepRow`. The parent
-decides every output path and reads nothing but those rows.
+decides every output path and reads nothing but those rows. ``scheduler=ADDRESS`` (the
+``dask`` extra) runs the same per-model task on the workers of a Dask cluster instead; each
+task switches its worker to float64 first, and the certificates are written by the workers,
+so the output folder must be on a file system they share.
 
 A model that cannot be loaded or does not fit the problem (:class:`~verify._model.ModelError`)
 does not stop the sweep: its row carries the one-line error and no certificate is written.
@@ -236,6 +239,26 @@ def _certify_one(job: _Job, progress: SweepProgress | None = None) -> SweepRow:
     return SweepRow(job.spec, job.out, result.verdict, result.content_sha256, "", failing)
 
 
+def _certify_one_remote(job: _Job, x64: bool) -> SweepRow:
+    """A Dask task: switch the worker to float64 (idempotent), then certify one model."""
+    _worker_init(x64)
+    return _certify_one(job)
+
+
+def _dask_rows(address: str, jobs: Sequence[_Job], *, x64: bool) -> list[SweepRow]:
+    try:
+        from dask.distributed import Client
+    except ImportError:
+        raise SweepError("--scheduler needs Dask: pip install 'solvercert[dask]'") from None
+    try:
+        client = Client(address, timeout="10s")
+    except OSError as exc:
+        raise SweepError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
+    with client:
+        futures = client.map(_certify_one_remote, list(jobs), x64=x64, pure=False)
+        return list(client.gather(futures))
+
+
 # --------------------------------------------------------------------------- sweep
 
 
@@ -251,6 +274,7 @@ def sweep(
     workers: int = 1,
     progress: SweepProgress | None = None,
     combined: bool = True,
+    scheduler: str | None = None,
 ) -> SweepResult:
     """Certify every model of ``model_specs`` on one problem with one config and seed.
 
@@ -273,6 +297,10 @@ def sweep(
         Stage progress of the sequential path, the description prefixed ``[i/n] name:``.
     combined : bool, default True
         Also write the combined file of the certified models.
+    scheduler : str, optional
+        Address of a Dask scheduler (``tcp://host:8786``); the models are certified as Dask
+        tasks on its workers instead of local processes (needs the ``dask`` extra; each task
+        switches its worker to float64 first). ``workers`` is then ignored.
 
     Raises
     ------
@@ -307,7 +335,9 @@ def sweep(
         )
         for spec, name in zip(model_specs, names, strict=True)
     ]
-    if workers == 1:
+    if scheduler is not None:
+        rows = _dask_rows(scheduler, jobs, x64=not config.allow_float32)
+    elif workers == 1:
         rows = []
         for index, (job, name) in enumerate(zip(jobs, names, strict=True)):
             step = None

@@ -413,6 +413,7 @@ def _certify_sweep(
     bounds_source: str,
     workers: int | None,
     show_bar: bool,
+    scheduler: str | None = None,
 ) -> ExitCode:
     """``certify`` with several models: certificates and sweep.nc in the folder ``out``."""
     from solvers import ProblemError
@@ -429,7 +430,7 @@ def _certify_sweep(
     except OSError as exc:
         raise _UsageError(f"cannot create {out}: {exc.strerror or exc}") from None
     try:
-        with _StageProgress(show_bar and workers == 1) as progress:
+        with _StageProgress(show_bar and workers == 1 and scheduler is None) as progress:
             result = sweep(
                 problem,
                 specs,
@@ -440,6 +441,7 @@ def _certify_sweep(
                 bounds_source=bounds_source,
                 workers=workers,
                 progress=progress,
+                scheduler=scheduler,
             )
     except (CertifyError, SweepError) as exc:
         raise _UsageError(str(exc)) from None
@@ -543,6 +545,13 @@ def certify(
             "1 certifies them one after the other in this process."
         ),
     ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            help="Dask scheduler address (tcp://host:8786) to run several models on "
+            "(needs pip install 'solvercert[dask]'; --out must be on a shared file system)."
+        ),
+    ] = None,
 ) -> None:
     """Certify a learned model on a reference problem and write the certificate.
 
@@ -588,6 +597,7 @@ def certify(
                 bounds_source=str(bounds) if bounds is not None else "",
                 workers=workers,
                 show_bar=not quiet and sys.stderr.isatty(),
+                scheduler=scheduler,
             )
             raise typer.Exit(int(code))
         try:

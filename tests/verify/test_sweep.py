@@ -245,3 +245,31 @@ def test_cli_out_must_be_a_folder_for_several_models(tmp_path):
     result = invoke("-m", EXACT, "-m", SCALED, "--out", str(out), "--workers", "1")
     assert result.exit_code == 2, result.output
     assert "must be a folder" in result.output
+
+
+def test_dask_sweep_gives_the_individual_certificates(tmp_path, individual):
+    # A local cluster with one in-process worker thread (the test session already runs in
+    # float64): the same task the process pool runs, submitted through a Dask scheduler.
+    distributed = pytest.importorskip("distributed")  # the test extra installs it
+    cluster = distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
+    )
+    with cluster:
+        result = sweep(
+            PROBLEM,
+            [EXACT, BAD, SCALED],
+            CONFIG,
+            out_dir=tmp_path,
+            scheduler=cluster.scheduler_address,
+        )
+    assert [row.digest for row in result.rows if not row.error] == [
+        individual[EXACT].content_sha256,
+        individual[SCALED].content_sha256,
+    ]
+    assert "model file not found" in result.rows[1].error
+    assert (tmp_path / SWEEP_FILE).is_file()
+
+
+def test_unreachable_scheduler_is_a_clear_error(tmp_path):
+    with pytest.raises(SweepError, match="cannot reach the Dask scheduler"):
+        sweep(PROBLEM, [EXACT, SCALED], CONFIG, out_dir=tmp_path, scheduler="tcp://127.0.0.1:1")
