@@ -1,4 +1,4 @@
-"""Hypothesis strategies for valid reference problems and certification times.
+"""Hypothesis strategies for valid reference problems, certification times and fields.
 
 For property tests of learned solvers and of estimators: every drawn problem passes its
 constructor's validation, has finite Fisher information at every time of its window, and
@@ -194,10 +194,54 @@ def certification_times(
     )
 
 
+@st.composite
+def periodic_initial_conditions(
+    draw: st.DrawFn,
+    n_points: int = 64,
+    *,
+    dim: int = 1,
+    n_modes: int = 4,
+    amplitude: float = 1.0,
+    length: float = 2 * math.pi,
+) -> np.ndarray:
+    r"""Smooth periodic fields on a uniform grid, for the PDE problems (Burgers, heat, …).
+
+    .. math::
+
+        u(x) = c_0 + \sum_{1 \le |k|_\infty \le K} \frac{a_k \cos(2\pi k\cdot x/L)
+               + b_k \sin(2\pi k\cdot x/L)}{(1 + |k|^2)}
+
+    with K = ``n_modes``, coefficients drawn in [−``amplitude``, ``amplitude``] and the
+    1/(1 + |k|²) decay (so u is smooth: only K modes, band-limited well below the grid's
+    Nyquist mode when ``n_points`` > 2K). Returns a float64 array of shape
+    ``(n_points,) * dim`` on the cell-vertex grid x_j = jL/n; the shape is fixed per call
+    (no recompilation), and the draw shrinks to the constant field 0.
+    """
+    if dim not in (1, 2):
+        raise ValueError(f"dim must be 1 or 2, got {dim}")
+    if not 2 * n_modes < n_points:
+        raise ValueError(f"need n_points > 2 n_modes for a resolved field, got {n_points}")
+    modes = [k for k in np.ndindex(*(2 * n_modes + 1,) * dim)]
+    waves = [np.asarray(k) - n_modes for k in modes]
+    # one of each ±k pair (cos and sin already span it), the zero mode separately
+    waves = [k for k in waves if tuple(k) > tuple(-k)]
+    coefficient = _floats(-amplitude, amplitude)
+    c0 = draw(coefficient)
+    a = draw(st.lists(coefficient, min_size=len(waves), max_size=len(waves)))
+    b = draw(st.lists(coefficient, min_size=len(waves), max_size=len(waves)))
+    axes = np.meshgrid(*([np.arange(n_points) * length / n_points] * dim), indexing="ij")
+    field = np.full((n_points,) * dim, c0, dtype=np.float64)
+    for k, ak, bk in zip(waves, a, b, strict=True):
+        phase = sum(2 * math.pi * kk * x / length for kk, x in zip(k, axes, strict=True))
+        field += (ak * np.cos(phase) + bk * np.sin(phase)) / (1.0 + float(k @ k))
+    return field
+
+
 __all__ = [
     "SDE_KINDS",
     "bkw_problems",
     "certification_times",
     "gmm_problems",
+    "periodic_initial_conditions",
     "sde_parameters",
 ]

@@ -110,3 +110,27 @@ def test_strategies_shrink_to_minimal_examples() -> None:
 def test_unknown_sde_kind_is_refused() -> None:
     with pytest.raises(ValueError, match="kind must be one of"):
         sde_parameters("heat")
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.data())
+def test_periodic_initial_conditions_are_smooth_band_limited_and_periodic(data) -> None:
+    from verify.strategies import periodic_initial_conditions
+
+    for dim, n, modes in ((1, 64, 4), (2, 32, 3)):
+        u = data.draw(periodic_initial_conditions(n, dim=dim, n_modes=modes))
+        assert u.shape == (n,) * dim
+        assert u.dtype == np.float64
+        assert np.all(np.isfinite(u))
+        # Band-limited: no Fourier mode beyond n_modes (round-off: 1e-12 of the field scale).
+        spectrum = np.abs(np.fft.fftn(u)) / u.size
+        wavenumbers = np.meshgrid(*([np.fft.fftfreq(n, 1.0 / n)] * dim), indexing="ij")
+        outside = np.max(np.abs(np.stack(wavenumbers)), axis=0) > modes
+        assert np.all(spectrum[outside] <= 1e-12 * (1.0 + np.max(np.abs(u))))
+
+
+def test_periodic_initial_conditions_shrink_to_zero() -> None:
+    from verify.strategies import periodic_initial_conditions
+
+    minimal = find(periodic_initial_conditions(16, n_modes=2), lambda u: True)
+    assert np.all(minimal == 0.0)
