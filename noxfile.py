@@ -51,3 +51,4 @@ def fixtures(session: nox.Session) -> None:
 def benchmarks(session: nox.Session) -> None:
     session.install("-e", ".")
     session.run("python", "benchmarks/landau_pairwise.py", *session.posargs)
+    session.run("python", "benchmarks/certify.py")
