@@ -86,6 +86,9 @@ Divergence = Literal["exact", "hutchinson"]
 ProgressFn = Callable[[str, int, int], None]
 """``progress(description, done, total)``: called before each stage and once at the end."""
 
+MAX_SEED = 2**63
+"""Seeds are unsigned 64-bit for jax.random.key; larger values overflow there."""
+
 CPU_BLOCK_SIZE = 1024
 ACCELERATOR_BLOCK_SIZE = 8192
 
@@ -149,8 +152,8 @@ class CertifyConfig:
             raise CertifyError(f"--samples must be an integer ≥ 16, got {self.n_samples}")
         if self.probes < 1:
             raise CertifyError(f"--probes must be ≥ 1, got {self.probes}")
-        if self.seed < 0:
-            raise CertifyError(f"--seed must be ≥ 0, got {self.seed}")
+        if not 0 <= self.seed < MAX_SEED:
+            raise CertifyError(f"--seed must lie in [0, 2**63), got {self.seed}")
 
     @property
     def resolved_block_size(self) -> int:
@@ -551,6 +554,7 @@ def _density_family(run: _Run) -> xr.Dataset:
             key=jax.random.fold_in(boot_key, i),
             n_bootstrap=config.density_bootstrap,
             block_size=config.resolved_block_size,
+            allow_float32=config.allow_float32,
         )
         errors.append(result.density_error)
         floors.append(result.kde_floor)
@@ -630,6 +634,8 @@ def _reference_family(run: _Run, flow: Any | None) -> xr.Dataset | None:
                 t=jnp.asarray(t),
                 grid=_density_grid(problem, float(t)),
                 normalise=run.unnormalised,
+                block_size=run.config.resolved_block_size,
+                allow_float32=run.config.allow_float32,
             )
             for t in times
         ]

@@ -302,8 +302,8 @@ def ratio_estimate(
 ) -> Estimate:
     r"""Ratio of two sample means :math:`\hat r = \bar a / (\bar b + \epsilon)` as an Estimate.
 
-    The per-sample values :math:`z_i = \hat r + (a_i - \hat r\, b_i)/(\bar b + \epsilon)` have
-    mean :math:`\hat r` (for ε = 0) and standard deviation
+    The per-sample values :math:`z_i = \hat r + (a_i - \hat r\, b_i)/(\bar b + \epsilon)`
+    (centred, so that their mean is :math:`\hat r` also for ε > 0) have standard deviation
     :math:`\operatorname{sd}(a - \hat r b)/(\bar b + \epsilon)`, the first-order (delta-method)
     standard error of a ratio of means; :func:`verify._estimate.summarise` then applies its
     NaN policy and tail diagnostic. ``resolution`` is the round-off level of ``a``.
@@ -315,7 +315,10 @@ def ratio_estimate(
     if not scale > 0:
         scale = np.nan
     r_hat = float(a[finite].mean()) / scale if finite.any() else np.nan
-    z = np.where(finite, r_hat + (a - r_hat * b) / scale, np.nan)
+    deviation = (a - r_hat * b) / scale
+    # With eps > 0 the deviations do not average to 0: centre them so the mean is r̂.
+    centre = float(deviation[finite].mean()) if finite.any() else 0.0
+    z = np.where(finite, r_hat + deviation - centre, np.nan)
     return summarise(
         z,
         formula_id=formula_id,

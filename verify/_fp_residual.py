@@ -132,8 +132,10 @@ def _log_residual_and_scale(log_density_fn, dynamics, t, x, probes=None):
 
 
 def _log_terms(du_dt, div_f, f_grad_u, g2, lap, gu):
+    """(R, [Σ_{k≥1} T_k², ∂_t u]): ∂_t u is returned apart so that its x-constant part
+    (c'(t) of an unnormalised u) can be removed from the normaliser (:func:`fp_residuals`)."""
     terms = jnp.stack([du_dt, div_f, f_grad_u, -0.5 * g2 * lap, -0.5 * g2 * jnp.sum(gu * gu)])
-    return jnp.sum(terms), jnp.sum(terms * terms)
+    return jnp.sum(terms), jnp.stack([jnp.sum(terms[1:] ** 2), du_dt])
 
 
 @eqx.filter_jit
@@ -204,7 +206,16 @@ def _estimate(
                 fn, problem, jnp.asarray(t), k, int(n_samples), block_size, num_probes, log_form
             )
         )
-        resolution = roundoff_resolution(scale)
+        if log_form:
+            others, du_dt = scale[:, 0], scale[:, 1]
+            # Round-off follows the terms as computed (c'(t) included); the normaliser of
+            # the relative form centres ∂_t u over the samples, as Var_x R ignores c'(t).
+            resolution = roundoff_resolution(others + du_dt**2)
+            finite = np.isfinite(du_dt)
+            centre = du_dt[finite].mean() if finite.any() else np.nan
+            scale = others + (du_dt - centre) ** 2
+        else:
+            resolution = roundoff_resolution(scale)
         if log_form:
             n = r1.shape[0]
             ok = np.isfinite(r1) & np.isfinite(r2)
@@ -239,7 +250,9 @@ def fp_residuals(
     :func:`fp_log_density_residual` (``form="log_density"``), with the same key. The
     relative ones divide by the mean squared size of the terms that cancel in R,
     :math:`\bar c = \frac1n\sum_i c_i` (score form :math:`c = 2|\partial_t s|^2`; log form
-    :math:`c = \sum_k T_k^2` over the five terms :math:`T_k` of R), a dimensionless
+    :math:`c = \sum_k T_k^2` over the five terms :math:`T_k` of R, with
+    :math:`T_0 = \partial_t u` centred over the samples, since an unnormalised u adds the
+    x-constant c'(t) to it, which Var_x R ignores and the normaliser must too), a dimensionless
     ratio of means (normaliser ``fp_term_scale``) whose stderr is the delta-method one
     (:func:`verify._estimate.ratio_estimate`): :math:`E|R|^2 / E c` is 0 for the exact
     solution and of order :math:`\varepsilon^2` for an :math:`O(\varepsilon)` relative

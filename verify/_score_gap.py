@@ -77,11 +77,25 @@ ROUNDOFF_RELATIVE = 1e-16
 that cancel, ~1e8 ulps) are round-off for the tail diagnostic (:mod:`verify._estimate`)."""
 
 
+ROUNDOFF_ULPS = 1e4
+"""In a lower precision than float64 (``--float32``), |·| below 1e4 ulps of the terms is
+round-off too: (1e4 · 1.2e-7)² ≈ 1.4e-6 relative in float32; in float64 ROUNDOFF_RELATIVE
+(1e-16 ≫ (1e4 · 2.2e-16)²) applies."""
+
+
 def roundoff_resolution(scale) -> float:
-    """Round-off resolution of a squared integrand from per-sample squared term sizes."""
+    """Round-off resolution of a squared integrand from per-sample squared term sizes.
+
+    ``ROUNDOFF_RELATIVE`` times the largest term, or (``ROUNDOFF_ULPS`` · machine epsilon of
+    the terms' dtype)² times it when that is larger (float32).
+    """
     scale = np.asarray(scale)
     finite = scale[np.isfinite(scale)]
-    return float(ROUNDOFF_RELATIVE * finite.max()) if finite.size else 0.0
+    if not finite.size:
+        return 0.0
+    eps = float(np.finfo(scale.dtype).eps) if np.issubdtype(scale.dtype, np.floating) else 0.0
+    relative = max(ROUNDOFF_RELATIVE, (ROUNDOFF_ULPS * eps) ** 2)
+    return float(relative * finite.max())
 
 
 def blocked_map(fn: Callable, xs, block_size: int):

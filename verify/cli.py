@@ -572,7 +572,7 @@ def certify(
         _jax(x64=not float32)
         from solvers import ProblemError, get_problem
 
-        from ._certify import CertifyConfig, CertifyError, certify
+        from ._certify import CertifyConfig, CertifyError, certify, resolve_times
         from ._model import ModelError, load_model
 
         try:
@@ -602,7 +602,14 @@ def certify(
             raise typer.Exit(int(code))
         try:
             reference = get_problem(problem)
-            probe_time = (config.times or reference.default_times)[0]
+        except ProblemError as exc:
+            raise _InvalidInput(str(exc)) from None
+        try:
+            # Validate the times before the model is probed at the first of them.
+            probe_time = resolve_times(reference, config.times)[0]
+        except CertifyError as exc:
+            raise _UsageError(str(exc)) from None
+        try:
             loaded = load_model(
                 specs[0],
                 role=role,

@@ -90,6 +90,8 @@ def test_failing_model_exits_1_and_still_writes(tmp_path):
         ),
         (["-p", "vp-gmm-2d", "-m", f"{MODELS}:vp_exact", "--times", "0.5,x"], 2, "--times"),
         (["-p", "vp-gmm-2d", "-m", f"{MODELS}:vp_exact", "--times", "3"], 2, "outside"),
+        (["-p", "vp-gmm-2d", "-m", f"{MODELS}:vp_exact", "--times", "nan"], 2, "finite"),
+        (["-p", "vp-gmm-2d", "-m", f"{MODELS}:vp_exact", "--seed", str(2**64)], 2, "--seed"),
         (["-p", "vp-gmm-2d", "-m", f"{MODELS}:vp_exact", "--divergence", "maybe"], 2, "divergence"),
         (["-p", "vp-gmm-2d", "-m", f"{MODELS}:vp_exact", "--bound", "nonsense"], 2, "bound"),
     ],
@@ -141,7 +143,11 @@ def test_float32_only_when_asked_and_recorded(tmp_path):
     import sys
 
     out = tmp_path / "f32.nc"
-    args = [sys.executable, "-m", "verify", "certify", *SMALL[:-1], "2048", "--float32"]
+    # A log-density model: score gap by autodiff, log-form FP residual and the grid density
+    # error all run in float32 (the grid path once refused float32: exit 70).
+    model = f"{MODELS}:bkw2_log_density"
+    args = [sys.executable, "-m", "verify", "certify", "-p", "landau-bkw-2d", "-m", model]
+    args += ["--times", "2", "-n", "2048", "--float32"]
     done = subprocess.run(
         [*args, "--out", str(out), "--quiet"], capture_output=True, text=True, check=False
     )

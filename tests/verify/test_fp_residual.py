@@ -179,3 +179,29 @@ def test_relative_residual_is_zero_for_exact_and_scales_like_eps_squared(form):
     single = fp_score_residual if form == "score" else fp_log_density_residual
     same = single(scaled(0.01), problem, TIMES, n_samples=N_POSITIVE, key=key)
     assert [e.estimate for e in same] == [e.estimate for e in small[0]]
+
+
+def test_relative_log_residual_ignores_an_unnormalised_constant():
+    # u = 0.8 log p + C t: the x-constant C (in ∂_t u) leaves Var_x R unchanged and must not
+    # shrink the normaliser of the relative form either (found in review: without centring
+    # ∂_t u, C = 1e3 divided the relative residual by ~2500).
+    from verify._fp_residual import fp_residuals
+
+    problem = vp_gmm_2d()
+    key = jax.random.key(5)
+    results = [
+        fp_residuals(
+            lambda t, x, c=c: 0.8 * problem.log_density(t, x) + c * t,
+            problem,
+            (0.5,),
+            form="log_density",
+            n_samples=512,
+            key=key,
+        )
+        for c in (0.0, 1e3)
+    ]
+    (a0,), (r0,) = results[0]
+    (a1,), (r1,) = results[1]
+    # Same samples: identical up to round-off in ∂_t u (1e3 · 1e-16 relative).
+    assert a1.estimate == pytest.approx(a0.estimate, rel=1e-9, abs=0.0)
+    assert r1.estimate == pytest.approx(r0.estimate, rel=1e-9, abs=0.0)
