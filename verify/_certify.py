@@ -77,6 +77,7 @@ from ._estimate import Estimate, estimates_to_check
 from ._fp_residual import fp_residuals
 from ._landau_flow import flow_checks
 from ._model import LoadedModel, ModelError
+from ._model_views import GradLogDensity, ScoreOfVelocity
 from ._sample_gap import SampleGapConfig, sample_gap
 from ._score_gap import hyvarinen_gap, relative_to_fisher, score_gap
 from ._velocity_error import velocity_error
@@ -191,26 +192,6 @@ class CertifyConfig:
 # --------------------------------------------------------------------------- model views
 
 
-class _GradLogDensity(eqx.Module):
-    """s = ∇ₓ u(t, x) of a log-density model (a normalising constant drops out)."""
-
-    log_density: Callable
-
-    def __call__(self, t, x):
-        return jax.grad(self.log_density, argnums=1)(t, x)
-
-
-class _ScoreFromVelocity(eqx.Module):
-    """s = 2 (f − v) / g² of a probability-flow velocity model (needs g > 0)."""
-
-    velocity: Callable
-    dynamics: AbstractFokkerPlanckDynamics
-
-    def __call__(self, t, x):
-        g2 = self.dynamics.diffusion(t) ** 2
-        return 2.0 * (self.dynamics.drift(t, x) - self.velocity(t, x)) / g2
-
-
 @dataclass(frozen=True)
 class _Roles:
     """The model's functions as the checks need them, and where the score came from."""
@@ -229,9 +210,9 @@ def _model_roles(model: LoadedModel, problem: AbstractProblem) -> _Roles:
     if "score" in roles:
         score, source = roles["score"], "score role"
     elif log_density is not None:
-        score, source = _GradLogDensity(log_density), "gradient of the log_density role"
+        score, source = GradLogDensity(log_density), "gradient of the log_density role"
     elif velocity is not None and isinstance(problem, AbstractFokkerPlanckDynamics):
-        score, source = _ScoreFromVelocity(velocity, problem), "2(f - v)/g^2 of the velocity role"
+        score, source = ScoreOfVelocity(problem, velocity), "2(f - v)/g^2 of the velocity role"
     else:
         score, source = None, "none"
     return _Roles(score, source, log_density, roles.get("flow"), velocity)

@@ -62,6 +62,7 @@ from ._score_gap import (
     blocked_map,
     require_float64,
     roundoff_resolution,
+    time_keys,
 )
 
 LogDensityFn = Callable[[Float[Array, ""], Float[Array, " d"]], Float[Array, ""]]
@@ -195,11 +196,9 @@ def _estimate(
         )
     if num_probes is not None and num_probes < 1:
         raise ValueError(f"num_probes must be None (exact) or ≥ 1, got {num_probes}")
-    times = np.atleast_1d(np.asarray(times, dtype=np.float64))
-    if times.ndim != 1 or times.size == 0:
-        raise ValueError(f"times must be a non-empty 1-d sequence, got shape {times.shape}")
+    times, keys = time_keys(times, key)
     absolute, relative = [], []
-    for t, k in zip(times, jax.random.split(key, times.size), strict=True):
+    for t, k in zip(times, keys, strict=True):
         r1, r2, scale = (
             np.asarray(a)
             for a in _residual_values(

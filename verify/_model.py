@@ -317,6 +317,34 @@ def probe_role(
 # --------------------------------------------------------------------------- load
 
 
+def _check_dim(dim: object) -> None:
+    if not isinstance(dim, int) or isinstance(dim, bool) or dim < 1:
+        raise ModelError(f"dimension must be a positive integer, got {dim!r}")
+
+
+def _probed(
+    obj: Any,
+    spec: str,
+    role: str | None,
+    declared: tuple[str, ...] | None,
+    digest: str,
+    dim: int,
+    probe_time: float,
+    allow_float32: bool,
+) -> LoadedModel:
+    """Resolve the roles of ``obj``, probe each one and wrap them (both loaders end here)."""
+    roles = resolve_roles(obj, spec, role=role, declared=declared)
+    for name, fn in roles.items():
+        probe_role(name, fn, dim=dim, probe_time=probe_time, allow_float32=allow_float32)
+    return LoadedModel(
+        spec=spec,
+        roles=types.MappingProxyType(dict(roles)),
+        unnormalised=_unnormalised(obj, roles),
+        model_sha256=digest,
+        dim=dim,
+    )
+
+
 def load_model(
     spec: str, *, role: str | None, dim: int, probe_time: float, allow_float32: bool = False
 ) -> LoadedModel:
@@ -342,8 +370,7 @@ def load_model(
     """
     from ._checkpoint import checkpoint_sha256, load_checkpoint, read_manifest
 
-    if not isinstance(dim, int) or isinstance(dim, bool) or dim < 1:
-        raise ModelError(f"dimension must be a positive integer, got {dim!r}")
+    _check_dim(dim)
     if not spec:
         raise ModelError("malformed model spec '': empty")
     declared = None
@@ -357,16 +384,7 @@ def load_model(
         raise ModelError(f"model checkpoint directory not found: {spec!r}")
     else:
         obj, digest = resolve_attr_spec(spec)
-    roles = resolve_roles(obj, spec, role=role, declared=declared)
-    for name, fn in roles.items():
-        probe_role(name, fn, dim=dim, probe_time=probe_time, allow_float32=allow_float32)
-    return LoadedModel(
-        spec=spec,
-        roles=types.MappingProxyType(dict(roles)),
-        unnormalised=_unnormalised(obj, roles),
-        model_sha256=digest,
-        dim=dim,
-    )
+    return _probed(obj, spec, role, declared, digest, dim, probe_time, allow_float32)
 
 
 def model_from_object(
@@ -404,15 +422,5 @@ def model_from_object(
     ModelError
         One-line message naming the cause.
     """
-    if not isinstance(dim, int) or isinstance(dim, bool) or dim < 1:
-        raise ModelError(f"dimension must be a positive integer, got {dim!r}")
-    roles = resolve_roles(obj, spec, role=role)
-    for name, fn in roles.items():
-        probe_role(name, fn, dim=dim, probe_time=probe_time, allow_float32=allow_float32)
-    return LoadedModel(
-        spec=spec,
-        roles=types.MappingProxyType(dict(roles)),
-        unnormalised=_unnormalised(obj, roles),
-        model_sha256="",
-        dim=dim,
-    )
+    _check_dim(dim)
+    return _probed(obj, spec, role, None, "", dim, probe_time, allow_float32)

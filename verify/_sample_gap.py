@@ -85,6 +85,7 @@ from solvers import (
 )
 
 from ._estimate import Estimate, summarise
+from ._model_views import ScoreOfVelocity, VelocityOfScore
 from ._score_gap import blocked_map, require_float64
 
 ModelFn = Callable[[Float[Array, ""], Float[Array, " d"]], Float[Array, " d"]]
@@ -452,29 +453,6 @@ def median_bandwidth(x, y, *, max_points: int = 1000) -> float:
 # --- generators ------------------------------------------------------------------------
 
 
-class _ScoreVelocity(eqx.Module):
-    """PF-ODE velocity v = f − ½ g² s of a score model (Song et al. 2021, eq. 13)."""
-
-    dynamics: AbstractFokkerPlanckDynamics
-    score_fn: ModelFn
-
-    def __call__(self, t, x):
-        return self.dynamics.drift(t, x) - 0.5 * self.dynamics.diffusion(t) ** 2 * self.score_fn(
-            t, x
-        )
-
-
-class _VelocityScore(eqx.Module):
-    """Score s = 2(f − v)/g² implied by a velocity model (inverse of eq. 13; needs g > 0)."""
-
-    dynamics: AbstractFokkerPlanckDynamics
-    velocity_fn: ModelFn
-
-    def __call__(self, t, x):
-        g2 = self.dynamics.diffusion(t) ** 2
-        return 2.0 * (self.dynamics.drift(t, x) - self.velocity_fn(t, x)) / g2
-
-
 def _check_start(problem: AbstractFokkerPlanckDynamics, x_start) -> Array:
     x_start = jnp.asarray(x_start)
     if x_start.ndim != 2 or x_start.shape[1] != problem.dim:
@@ -807,8 +785,8 @@ def sample_gap(
 
     n = int(config.n_samples)
     t_start, t_end = float(problem.t_max), float(problem.t_min)
-    velocity = velocity_fn if velocity_fn is not None else _ScoreVelocity(problem, score_fn)
-    score = score_fn if score_fn is not None else _VelocityScore(problem, velocity_fn)
+    velocity = velocity_fn if velocity_fn is not None else VelocityOfScore(problem, score_fn)
+    score = score_fn if score_fn is not None else ScoreOfVelocity(problem, velocity_fn)
 
     def exact(t: float, count: int, k) -> Array:
         return _exact_samples(problem, jnp.asarray(t), count, k)

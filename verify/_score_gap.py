@@ -119,7 +119,7 @@ def blocked_map(fn: Callable, xs, block_size: int):
     return jax.tree_util.tree_map(lambda o: o.reshape(n_blocks * block, *o.shape[2:])[:n], out)
 
 
-def _time_keys(times: Sequence[float], key: PRNGKeyArray) -> tuple[np.ndarray, Array]:
+def time_keys(times: Sequence[float], key: PRNGKeyArray) -> tuple[np.ndarray, Array]:
     times = np.atleast_1d(np.asarray(times, dtype=np.float64))
     if times.ndim != 1 or times.size == 0:
         raise ValueError(f"times must be a non-empty 1-d sequence, got shape {times.shape}")
@@ -203,7 +203,7 @@ def score_gap(
         One per time; formula ``score-gap-direct``, normaliser ``none``.
     """
     require_float64(allow_float32)
-    times, keys = _time_keys(times, key)
+    times, keys = time_keys(times, key)
     out = []
     for t, k in zip(times, keys, strict=True):
         values, scale = _direct_values(
@@ -241,7 +241,7 @@ def _hyvarinen_samples(
     require_float64(allow_float32)
     if num_probes is not None and num_probes < 1:
         raise ValueError(f"num_probes must be None (exact) or ≥ 1, got {num_probes}")
-    times, keys = _time_keys(times, key)
+    times, keys = time_keys(times, key)
     values = [
         _hyvarinen_values(
             score_fn, problem, jnp.asarray(t), k, int(n_samples), block_size, num_probes

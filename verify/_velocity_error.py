@@ -32,25 +32,24 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, PRNGKeyArray
+from jaxtyping import PRNGKeyArray
 
 from solvers import AbstractExactMarginals, AbstractFokkerPlanckDynamics
 
 from ._estimate import Estimate, ratio_estimate
-from ._score_gap import DEFAULT_BLOCK_SIZE, blocked_map, require_float64, roundoff_resolution
+from ._model_views import VelocityOfScore
+from ._score_gap import (
+    DEFAULT_BLOCK_SIZE,
+    blocked_map,
+    require_float64,
+    roundoff_resolution,
+    time_keys,
+)
 
 FORMULA_VELOCITY = "velocity-error-relative"
 NORMALISER_VELOCITY = "mean_squared_exact_velocity"
-
-
-def exact_flow_velocity(
-    problem: AbstractFokkerPlanckDynamics, score: Callable, t: Array, x: Array
-) -> Array:
-    """v*(t, x) = f(t, x) − ½ g(t)² s(t, x) for a score ``s``."""
-    return problem.drift(t, x) - 0.5 * problem.diffusion(t) ** 2 * score(t, x)
 
 
 @eqx.filter_jit
@@ -58,7 +57,7 @@ def _velocity_values(velocity_fn, problem, t, key, n: int, block: int):
     x = problem.sample(t, n, key=key)
 
     def one(xi):
-        exact = exact_flow_velocity(problem, problem.score, t, xi)
+        exact = VelocityOfScore(problem, problem.score)(t, xi)
         diff = velocity_fn(t, xi) - exact
         return jnp.sum(diff * diff), jnp.sum(exact * exact)
 
@@ -96,9 +95,9 @@ def velocity_error(
     require_float64(allow_float32)
     if not isinstance(problem, AbstractFokkerPlanckDynamics):
         raise TypeError(f"{type(problem).__name__} has no Fokker–Planck dynamics")
-    times = np.atleast_1d(np.asarray(times, dtype=np.float64))
+    times, keys = time_keys(times, key)
     out = []
-    for t, k in zip(times, jax.random.split(key, times.size), strict=True):
+    for t, k in zip(times, keys, strict=True):
         a, b = (
             np.asarray(v)
             for v in _velocity_values(
