@@ -36,6 +36,7 @@ from solvers import vp_gmm_2d
 from verify._sample_gap import (
     SampleGapConfig,
     energy_distance_linear,
+    mmd2_block,
     mmd2_linear,
     sample_gap,
 )
@@ -67,7 +68,11 @@ def _mean_abs_normal(m: float, s: float) -> float:
 
 
 @pytest.mark.parametrize("delta", [0.0, 1.0])
-def test_mmd2_coverage_gaussians(delta):
+@pytest.mark.parametrize("statistic", [mmd2_linear, mmd2_block], ids=["pairs", "blocks"])
+def test_mmd2_coverage_gaussians(statistic, delta):
+    # Blocks: 128 iid block values of B = 8 (n = 1024), skewed under P = Q (a block
+    # U-statistic is a weighted sum of centred chi-squares), so the CLT level is asymptotic
+    # in the block count.
     d, sigma, bw = 2, 1.0, 1.0
     c = (bw**2 / (bw**2 + 2 * sigma**2)) ** (d / 2)
     truth = 2 * c * (1 - math.exp(-(delta**2) / (2 * (bw**2 + 2 * sigma**2))))
@@ -77,28 +82,8 @@ def test_mmd2_coverage_gaussians(delta):
         kx, ky = jax.random.split(jax.random.key(seed))
         x = sigma * jax.random.normal(kx, (N, d))
         y = shift + sigma * jax.random.normal(ky, (N, d))
-        covered += _covered(mmd2_linear(x, y, bandwidth=bw), truth)
-    print(f"mmd2 delta={delta}: coverage {covered}/{REPETITIONS}")
-    assert LOW <= covered <= HIGH
-
-
-@pytest.mark.parametrize("delta", [0.0, 1.0])
-def test_mmd2_block_coverage_gaussians(delta):
-    # 128 iid block values of B = 8 (n = 1024): skewed under P = Q (a block U-statistic is a
-    # weighted sum of centred chi-squares), so the CLT level is asymptotic in the block count.
-    from verify._sample_gap import mmd2_block
-
-    d, sigma, bw = 2, 1.0, 1.0
-    c = (bw**2 / (bw**2 + 2 * sigma**2)) ** (d / 2)
-    truth = 2 * c * (1 - math.exp(-(delta**2) / (2 * (bw**2 + 2 * sigma**2))))
-    shift = jnp.array([delta, 0.0])
-    covered = 0
-    for seed in range(REPETITIONS):
-        kx, ky = jax.random.split(jax.random.key(seed))
-        x = sigma * jax.random.normal(kx, (N, d))
-        y = shift + sigma * jax.random.normal(ky, (N, d))
-        covered += _covered(mmd2_block(x, y, bandwidth=bw), truth)
-    print(f"mmd2 block delta={delta}: coverage {covered}/{REPETITIONS}")
+        covered += _covered(statistic(x, y, bandwidth=bw), truth)
+    print(f"{statistic.__name__} delta={delta}: coverage {covered}/{REPETITIONS}")
     assert LOW <= covered <= HIGH
 
 
