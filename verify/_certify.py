@@ -528,7 +528,8 @@ def _density_family(run: _Run) -> xr.Dataset:
         bandwidth = config.density_bandwidth or default_bandwidth(n, problem.dim, 1.0)
         result = density_error(
             particles,
-            lambda x, tt=tt: problem.density(tt, x),
+            # t as a traced leaf, not a closure constant: one compilation for all times
+            eqx.Partial(problem.density, tt),
             exact,
             grid=grid,
             bandwidth=bandwidth,
