@@ -4,11 +4,15 @@
 * ``nox -s lint``        ruff check and ruff format --check
 * ``nox -s validation``  slow analytic validation and convergence studies (``-m slow``)
 * ``nox -s gpu``         GPU tests on a CUDA machine (``-m gpu``, installs the ``gpu`` extra)
-* ``nox -s fixtures``    rebuild the shipped fixtures and their manifest
+* ``nox -s fixtures``    rebuild the hand-made certificate fixtures and their manifest
+* ``nox -s train``       retrain the fixture models (``fixtures/training/*.py``)
+* ``nox -s fixtures-report``  certify every fixture model; rewrite README.md's table
 * ``nox -s benchmarks``  pair-interaction throughput of the Landau kernel (numbers for notes)
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import nox
 
@@ -45,6 +49,19 @@ def lint(session: nox.Session) -> None:
 def fixtures(session: nox.Session) -> None:
     session.install("-e", ".")
     session.run("python", "fixtures/make_certificates.py")
+
+
+@nox.session
+def train(session: nox.Session) -> None:
+    session.install("-e", ".[train]")
+    for script in sorted(Path("fixtures/training").glob("train_*.py")):
+        session.run("python", str(script), *session.posargs)
+
+
+@nox.session(name="fixtures-report")
+def fixtures_report(session: nox.Session) -> None:
+    session.install("-e", ".")
+    session.run("python", "fixtures/report.py", "--readme", "README.md", *session.posargs)
 
 
 @nox.session

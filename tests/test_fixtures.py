@@ -19,26 +19,54 @@ CERTIFICATES = [entry for entry in MANIFEST if entry["kind"] == "certificate"]
 MAX_FIXTURE_BYTES = 256 * 1024
 
 
+CHECKPOINTS = [entry for entry in MANIFEST if entry["kind"] == "checkpoint"]
+# Scripts that build fixtures are code, not fixtures: fixtures/*.py and fixtures/training/.
+NOT_FIXTURES = {"training", "__pycache__"}
+
+
+def _files(entry) -> list[Path]:
+    path = FIXTURES / entry["path"]
+    if path.is_dir():
+        return [p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+    return [path]
+
+
 @pytest.mark.parametrize("entry", MANIFEST, ids=lambda entry: entry["path"])
 def test_manifest_hash_matches_file(entry):
-    data = (FIXTURES / entry["path"]).read_bytes()
-    assert hashlib.sha256(data).hexdigest() == entry["sha256"], (
-        f"{entry['path']} changed; rebuild with `{entry['command']}`"
-    )
-    assert len(data) <= MAX_FIXTURE_BYTES
+    path = FIXTURES / entry["path"]
+    if entry["kind"] == "checkpoint":
+        from verify._checkpoint import checkpoint_sha256
+
+        digest = checkpoint_sha256(path)
+    else:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert digest == entry["sha256"], f"{entry['path']} changed; rebuild with `{entry['command']}`"
+    for file in _files(entry):
+        assert file.stat().st_size <= MAX_FIXTURE_BYTES, file
 
 
 def test_every_fixture_file_is_listed():
-    listed = {entry["path"] for entry in MANIFEST}
+    listed = {str(file.relative_to(FIXTURES)) for entry in MANIFEST for file in _files(entry)}
     on_disk = {
         str(path.relative_to(FIXTURES))
         for path in FIXTURES.rglob("*")
         if path.is_file()
-        and path.suffix in {".nc", ".toml", ".json", ".py"}
         and path.parent != FIXTURES
-        and path.name != "manifest.json"
+        and not NOT_FIXTURES.intersection(path.relative_to(FIXTURES).parts)
     }
     assert on_disk == listed
+
+
+@pytest.mark.parametrize("entry", CHECKPOINTS, ids=lambda entry: entry["path"])
+def test_fixture_checkpoints_load(entry):
+    from verify._checkpoint import load_checkpoint, read_manifest
+
+    model = load_checkpoint(FIXTURES / entry["path"])
+    declared = read_manifest(FIXTURES / entry["path"]).roles
+    assert declared is not None
+    assert sorted(declared) == sorted(entry["roles"])
+    for role in declared:
+        assert callable(getattr(model, role, model))
 
 
 @pytest.mark.parametrize("entry", CERTIFICATES, ids=lambda entry: entry["path"])
