@@ -48,6 +48,12 @@ from ._names import (
 )
 from ._reports import ReportFormat, format_table, render_report
 from ._schema import schema_problems, validate
+from ._trajectories import (
+    TrajectoryArtefact,
+    TrajectoryError,
+    read_trajectories,
+    write_trajectories,
+)
 from ._verdict import combine, decide
 
 __all__ = [
@@ -75,6 +81,8 @@ __all__ = [
     "RegressionMargins",
     "RegressionRow",
     "ReportFormat",
+    "TrajectoryArtefact",
+    "TrajectoryError",
     "Verdict",
     "VerdictRow",
     "assemble_certificate",
@@ -97,9 +105,11 @@ __all__ = [
     "parse_regression_margins",
     "per_interval_confidence",
     "read_certificate",
+    "read_trajectories",
     "render_report",
     "schema_problems",
     "utc_now_iso",
     "validate",
     "write_certificate",
+    "write_trajectories",
 ]

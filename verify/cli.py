@@ -16,8 +16,8 @@ code  meaning
 
 JAX is imported only by commands that compute (``certify``, ``bounds``, ``env``), which
 switch on float64 first (``certify --float32`` leaves it off and the certificate records
-``x64 = 0``); ``show``, ``gate`` and ``report`` read the artefact alone and stay fast on
-machines without an accelerator stack.
+``x64 = 0``); ``show``, ``gate``, ``report`` and ``audit`` read files alone (numpy) and stay
+fast on machines without an accelerator stack.
 """
 
 from __future__ import annotations
@@ -461,6 +461,60 @@ def _certify_sweep(
     return code
 
 
+def _certify_trajectories(
+    problem: str,
+    path: Path,
+    *,
+    out: Path,
+    user_bounds: Bounds,
+    bounds_source: str,
+    options: dict[str, Any],
+    show_bar: bool,
+) -> ExitCode:
+    """``certify --trajectories``: certify a trajectory artefact; write and print the result."""
+    from certificates import read_trajectories
+    from solvers import ProblemError, get_problem
+
+    from ._audit import file_sha256
+    from ._certify import CertifyConfig, CertifyError
+    from ._trajectory_certify import TrajectoryInputError, certify_trajectories
+
+    _jax(x64=not options["allow_float32"])
+    try:
+        config = CertifyConfig(**options)
+    except CertifyError as exc:
+        raise _UsageError(str(exc)) from None
+    try:
+        reference = get_problem(problem)
+    except ProblemError as exc:
+        raise _InvalidInput(str(exc)) from None
+    artefact = read_trajectories(path)  # TrajectoryError is a CertificateError: exit 4
+    try:
+        with _StageProgress(show_bar) as progress:
+            result = certify_trajectories(
+                reference,
+                artefact,
+                config,
+                spec=str(path),
+                sha256=file_sha256(path),
+                user_bounds=user_bounds,
+                bounds_source=bounds_source,
+                progress=progress,
+            )
+    except CertifyError as exc:
+        raise _UsageError(str(exc)) from None
+    except TrajectoryInputError as exc:
+        raise _InvalidInput(f"{path}: {exc}") from None
+    try:
+        write_certificate(result, out)
+    except OSError as exc:
+        raise _UsageError(f"cannot write {out}: {exc.strerror or exc}") from None
+    typer.echo(format_table(result))
+    code = VERDICT_EXIT_CODES[result.verdict]
+    typer.echo(f"verdict: {result.verdict} (exit {int(code)}); wrote {out}")
+    return code
+
+
 @app.command(epilog=_EXIT_CODE_HELP)
 def certify(
     problem: Annotated[
@@ -469,15 +523,6 @@ def certify(
             "--problem",
             "-p",
             help="Built-in problem id (vp-gmm-2d, landau-bkw-2d, ...) or a .toml problem file.",
-        ),
-    ],
-    model: Annotated[
-        list[str],
-        typer.Option(
-            "--model",
-            "-m",
-            help="path/to/file.py:attr, package.module:attr, or a checkpoint directory. "
-            "Repeatable; the path part may be a glob ('runs/step_*', 'runs/*.py:score').",
         ),
     ],
     out: Annotated[
@@ -489,6 +534,15 @@ def certify(
             "certificate per model and the combined sweep.nc.",
         ),
     ],
+    model: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="path/to/file.py:attr, package.module:attr, or a checkpoint directory. "
+            "Repeatable; the path part may be a glob ('runs/step_*', 'runs/*.py:score').",
+        ),
+    ] = None,
     role: Annotated[
         str | None,
         typer.Option(
@@ -538,6 +592,16 @@ def certify(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress bar on standard error.")
     ] = False,
+    trajectories: Annotated[
+        Path | None,
+        typer.Option(
+            "--trajectories",
+            "-t",
+            help="Certify a trajectory/sample artefact (NetCDF, certificates/SCHEMA.md) "
+            "instead of a model: its particles, and its scores where stored. Excludes --model; "
+            "--samples caps the particles per time of the KDE and two-sample checks.",
+        ),
+    ] = None,
     workers: Annotated[
         int | None,
         typer.Option(
@@ -564,11 +628,43 @@ def certify(
     With several models (repeated --model, or a glob) --out is a folder: one certificate
     per model, the combined sweep.nc, and a table with one line per model; the exit code
     is 4 if any model could not be loaded, else the worst verdict.
+
+    With --trajectories FILE.nc instead of --model, certifies a solver's stored particles
+    (any framework; docs/trajectories.md): invariants, KDE density error, sample gap and,
+    where scores are stored, the score gap.
     """
     with _exit_codes():
+        if (trajectories is None) == (not model):
+            raise _UsageError("give exactly one of --model and --trajectories")
         cli_layer = _cli_bounds(bound or [], confidence, correction)
         file_layer = load_bounds(bounds) if bounds is not None else Bounds()
-        specs = _model_specs(model)
+        if trajectories is not None:
+            model_only = {
+                "--role": role is not None,
+                "--divergence": divergence != "exact",
+                "--probes": probes != 4,
+                "--workers": workers is not None,
+                "--scheduler": scheduler is not None,
+            }
+            if any(model_only.values()):
+                given = ", ".join(name for name, set_ in model_only.items() if set_)
+                raise _UsageError(f"{given}: only with --model, not with --trajectories")
+            code = _certify_trajectories(
+                problem,
+                trajectories,
+                out=out,
+                user_bounds=cli_layer.over(file_layer),
+                bounds_source=str(bounds) if bounds is not None else "",
+                options={
+                    "times": _parse_times(times),
+                    "n_samples": samples,
+                    "seed": seed,
+                    "allow_float32": float32,
+                },
+                show_bar=not quiet and sys.stderr.isatty(),
+            )
+            raise typer.Exit(int(code))
+        specs = _model_specs(model or [])
         _jax(x64=not float32)
         from solvers import ProblemError, get_problem
 
@@ -660,6 +756,86 @@ def bounds_command(
         except (ProblemError, CertifyError) as exc:
             raise _InvalidInput(str(exc)) from None
         typer.echo(text, nl=not text.endswith("\n"))
+
+
+@app.command(epilog=_EXIT_CODE_HELP)
+def audit(
+    artefact: Annotated[
+        Path,
+        typer.Argument(help="Trajectory artefact (NetCDF-4; certificates/SCHEMA.md)."),
+    ],
+    invariants: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated subset of mass,momentum,energy,entropy "
+            "(default: every one the artefact allows)."
+        ),
+    ] = None,
+    tolerance: Annotated[
+        str | None,
+        typer.Option(
+            help="'1e-6' for every invariant, or 'energy=1e-4,momentum=1e-9' "
+            "(default: docs/trajectories.md)."
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Write the certificate here (NetCDF-4)."),
+    ] = None,
+    confidence: Annotated[
+        float | None,
+        typer.Option(help="Overall confidence level 1-δ (default 0.95; the checks are exact)."),
+    ] = None,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Print only the verdict line.")
+    ] = False,
+) -> None:
+    """Check invariant preservation of a trajectory artefact, with no reference solution.
+
+    Mass, momentum and energy drift of the stored particles from the first frame, and the
+    largest increase of the entropy Σ w log f (with stored log_density). With stepper =
+    forward_euler and stored per-step increments, the energy is judged by its excess over
+    the drift forward Euler adds (a round-off tolerance). Exits with the verdict.
+    """
+    with _exit_codes():
+        from certificates import read_trajectories
+
+        from ._audit import (
+            AuditConfig,
+            AuditError,
+            AuditInputError,
+            file_sha256,
+            parse_invariants,
+            parse_tolerances,
+        )
+        from ._audit import audit as run_audit
+
+        try:
+            config = AuditConfig(
+                invariants=parse_invariants(invariants),
+                tolerances=parse_tolerances(tolerance),
+                confidence=confidence,
+            )
+        except AuditError as exc:
+            raise _UsageError(str(exc)) from None
+        if confidence is not None and not 0.0 < confidence < 1.0:
+            raise _UsageError(f"--confidence must lie in (0, 1), got {confidence}")
+        loaded = read_trajectories(artefact)
+        try:
+            result = run_audit(loaded, config, spec=str(artefact), sha256=file_sha256(artefact))
+        except AuditInputError as exc:
+            raise _InvalidInput(f"{artefact}: {exc}") from None
+        if out is not None:
+            try:
+                write_certificate(result, out)
+            except OSError as exc:
+                raise _UsageError(f"cannot write {out}: {exc.strerror or exc}") from None
+        if not quiet:
+            typer.echo(format_table(result))
+        code = VERDICT_EXIT_CODES[result.verdict]
+        where = f"; wrote {out}" if out is not None else ""
+        typer.echo(f"verdict: {result.verdict} (exit {int(code)}){where}")
+    raise typer.Exit(int(code))
 
 
 def main() -> None:
