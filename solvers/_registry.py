@@ -13,10 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from ._bkw import landau_bkw_2d, landau_bkw_3d
+from ._burgers import burgers_1d
+from ._heat import heat_1d, heat_2d
 from ._landau_coulomb import landau_coulomb_2d
 from ._linear_sde_gmm import FAMILY as LINEAR_SDE_GMM
 from ._linear_sde_gmm import linear_sde_gmm_from_mapping, ou_gmm_2d, ve_gmm_2d, vp_gmm_2d
+from ._navier_stokes import ns_taylor_green_2d
 from ._problem import AbstractProblem, ProblemError
+from ._sine_gordon import sine_gordon_1d
 
 _BUILTINS: Mapping[str, Callable[[], AbstractProblem]] = {
     "landau-bkw-2d": landau_bkw_2d,
@@ -25,6 +29,11 @@ _BUILTINS: Mapping[str, Callable[[], AbstractProblem]] = {
     "vp-gmm-2d": vp_gmm_2d,
     "ve-gmm-2d": ve_gmm_2d,
     "ou-gmm-2d": ou_gmm_2d,
+    "burgers-1d": burgers_1d,
+    "sine-gordon-1d": sine_gordon_1d,
+    "ns-taylor-green-2d": ns_taylor_green_2d,
+    "heat-1d": heat_1d,
+    "heat-2d": heat_2d,
 }
 
 _FAMILIES: Mapping[str, Callable[[Mapping[str, Any], str], AbstractProblem]] = {

@@ -18,6 +18,11 @@ Which families are computed follows from what the problem knows (its capability 
 * ``reference_error`` — velocity_error, log_density_error (d ≤ 3), flow_error: the
   ``velocity`` / ``log_density`` / ``flow`` role and the exact solution.
 
+A field problem (:class:`solvers.AbstractFieldProblem`: PINNs, neural operators, emulators
+with the ``field`` / ``operator`` / ``step`` roles) is certified by
+:func:`verify._field_certify.certify_field` instead (families pde_residual,
+initial_boundary, reference_error, rollout, invariants; default bounds ``field-pde``).
+
 The checks, formulas and default bounds are listed in ``certificates/SCHEMA.md`` § 3.3.
 
 Randomness: the root key is ``jax.random.key(seed)``; each family draws its key with
@@ -63,6 +68,7 @@ from certificates import (
 )
 from solvers import (
     AbstractExactMarginals,
+    AbstractFieldProblem,
     AbstractFokkerPlanckDynamics,
     AbstractLandauProblem,
     AbstractProblem,
@@ -658,6 +664,8 @@ def default_bounds_name(problem: AbstractProblem) -> str:
         return "landau-bkw"
     if isinstance(problem, LandauCoulombProblem):
         return "landau-coulomb"
+    if isinstance(problem, AbstractFieldProblem):
+        return "field-pde"
     raise CertifyError(f"no default bounds for problems of type {type(problem).__name__}")
 
 
@@ -755,6 +763,18 @@ def certify(
     """
     if model.dim != problem.dim:
         raise ModelError(f"model was probed with d = {model.dim}, problem has d = {problem.dim}")
+    if isinstance(problem, AbstractFieldProblem):
+        # PDE surrogates (field, operator, step roles): their own families (SCHEMA.md § 3.3)
+        from ._field_certify import certify_field
+
+        return certify_field(
+            problem,
+            model,
+            config,
+            user_bounds=user_bounds,
+            bounds_source=bounds_source,
+            progress=progress,
+        )
     times = resolve_times(problem, config.times)
     run = _Run(
         problem=problem,

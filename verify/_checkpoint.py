@@ -18,7 +18,8 @@ builder           yes       ``"package.module:function"`` or ``"relative/file.py
 hyperparameters   yes       JSON object of keyword arguments of the builder
 leaves            yes       file name of the leaves, ``"leaves.eqx"``
 roles             no        list of role names (``score``, ``log_density``, ``flow``,
-                            ``velocity``) the model provides, see :mod:`verify._model`
+                            ``velocity``, ``field``, ``operator``, ``step``) the model
+                            provides, see :mod:`verify._model`
 ================  ========  =============================================================
 
 Loading calls ``builder(**hyperparameters, key=jax.random.key(0))`` to build a skeleton of

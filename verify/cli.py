@@ -546,8 +546,8 @@ def certify(
     role: Annotated[
         str | None,
         typer.Option(
-            help="Role of a plain callable: score, log_density, flow or velocity "
-            "(an object with role methods needs none)."
+            help="Role of a plain callable: score, log_density, flow, velocity, or for PDE "
+            "problems field, operator, step (an object with role methods needs none)."
         ),
     ] = None,
     bounds: Annotated[

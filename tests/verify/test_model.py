@@ -237,7 +237,7 @@ def test_probe_accepts_float32_when_allowed():
 
 
 def test_roles_constant():
-    assert ROLES == ("score", "log_density", "flow", "velocity")
+    assert ROLES == ("score", "log_density", "flow", "velocity", "field", "operator", "step")
 
 
 def test_module_spec_resolves_from_the_current_directory(tmp_path, monkeypatch):
