@@ -803,29 +803,58 @@ def certify(
         )
     computed = [name for data in families.values() for name in check_names(data)]
     bounds = (user_bounds or Bounds()).over(default_bounds(problem, computed))
-    x64 = jnp.zeros(()).dtype == jnp.float64
-    provenance = Provenance(
-        tool_version=tool_version(),
-        jax_version=jax.__version__,
-        backend=jax.default_backend(),
-        x64=bool(x64),
-        seed=int(config.seed),
-        problem_id=problem.problem_id,
-        problem=problem.parameters(),
-        model_spec=model.spec,
-        model_sha256=model.model_sha256,
-        config={
+    provenance = run_provenance(
+        problem,
+        config,
+        spec=model.spec,
+        sha256=model.model_sha256,
+        settings={
             **config.parameters(),
             "times": [float(t) for t in times],
             "roles": sorted(model.roles),
             "score_source": run.roles.score_source,
             "log_density_unnormalised": bool(model.unnormalised),
-            "default_bounds": default_bounds_name(problem),
-            "bounds_source": bounds_source,
-            **_finite_notes(run.notes),
         },
+        bounds_source=bounds_source,
+        notes=run.notes,
     )
     return assemble_certificate(provenance, families, bounds)
+
+
+def run_provenance(
+    problem: AbstractProblem,
+    config: CertifyConfig,
+    *,
+    spec: str,
+    sha256: str,
+    settings: Mapping[str, Any],
+    bounds_source: str,
+    notes: Mapping[str, Any],
+) -> Provenance:
+    """Provenance of a JAX-computed certificate (model, artefact or field runs alike).
+
+    The tool, JAX version, backend and x64 state of this process, the seed, the problem and
+    what was certified (``spec``, ``sha256``); ``config_json`` is ``settings`` (every option
+    that shaped a number) followed by the default-bounds name, where the user's bounds came
+    from and the run's notes (non-finite floats as strings).
+    """
+    return Provenance(
+        tool_version=tool_version(),
+        jax_version=jax.__version__,
+        backend=jax.default_backend(),
+        x64=bool(jnp.zeros(()).dtype == jnp.float64),
+        seed=int(config.seed),
+        problem_id=problem.problem_id,
+        problem=problem.parameters(),
+        model_spec=spec,
+        model_sha256=sha256,
+        config={
+            **settings,
+            "default_bounds": default_bounds_name(problem),
+            "bounds_source": bounds_source,
+            **_finite_notes(notes),
+        },
+    )
 
 
 def _finite_notes(notes: Mapping[str, Any]) -> dict[str, Any]:

@@ -46,10 +46,9 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import xarray as xr
 
-from certificates import Bounds, Certificate, Provenance, assemble_certificate, check_names
+from certificates import Bounds, Certificate, assemble_certificate, check_names
 from solvers import AbstractFieldProblem
 
 from ._field_error import invariant_family, reference_family, rollout_family
@@ -57,7 +56,6 @@ from ._field_residual import initial_boundary_family, residual_family
 from ._field_run import FieldCertifyError, FieldConfig, FieldRun, field_shapes
 from ._model import FIELD_ROLES, LoadedModel, ModelError, probe_field_roles
 from ._score_gap import require_float64
-from ._version import tool_version
 
 __all__ = ["FieldConfig", "certify_field", "field_shapes"]
 
@@ -99,10 +97,9 @@ def certify_field(
     from ._certify import (
         CertifyError,
         _family_key,
-        _finite_notes,
         default_bounds,
-        default_bounds_name,
         resolve_times,
+        run_provenance,
     )
 
     options = options or FieldConfig()
@@ -155,17 +152,12 @@ def certify_field(
     families = {name: families[name] for name in order if name in families}
     computed = [name for data in families.values() for name in check_names(data)]
     bounds = (user_bounds or Bounds()).over(default_bounds(problem, computed))
-    provenance = Provenance(
-        tool_version=tool_version(),
-        jax_version=jax.__version__,
-        backend=jax.default_backend(),
-        x64=bool(jnp.zeros(()).dtype == jnp.float64),
-        seed=int(config.seed),
-        problem_id=problem.problem_id,
-        problem=problem.parameters(),
-        model_spec=model.spec,
-        model_sha256=model.model_sha256,
-        config={
+    provenance = run_provenance(
+        problem,
+        config,
+        spec=model.spec,
+        sha256=model.model_sha256,
+        settings={
             "times": [float(t) for t in times],
             "n_samples": int(config.n_samples),
             "seed": int(config.seed),
@@ -174,9 +166,8 @@ def certify_field(
             "roles": sorted(model.roles),
             "step_size": model.step_size,
             "field": options.parameters(problem),
-            "default_bounds": default_bounds_name(problem),
-            "bounds_source": bounds_source,
-            **_finite_notes(run.notes),
         },
+        bounds_source=bounds_source,
+        notes=run.notes,
     )
     return assemble_certificate(provenance, families, bounds)

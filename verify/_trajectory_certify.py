@@ -81,7 +81,6 @@ from certificates import (
     Certificate,
     CheckResult,
     Evidence,
-    Provenance,
     TrajectoryArtefact,
     assemble_certificate,
     check_names,
@@ -97,9 +96,8 @@ from ._certify import (
     _aux,
     _density_grid,
     _family_key,
-    _finite_notes,
     default_bounds,
-    default_bounds_name,
+    run_provenance,
 )
 from ._density import default_bandwidth, density_error
 from ._estimate import Estimate, estimates_to_check, summarise
@@ -112,7 +110,6 @@ from ._sample_gap import (
     sliced_w2,
 )
 from ._score_gap import NORMALISER_FISHER, blocked_map, roundoff_resolution
-from ._version import tool_version
 
 ProgressFn = Callable[[str, int, int], None]
 
@@ -539,18 +536,12 @@ def certify_trajectories(
     computed = [name for data in families.values() for name in check_names(data)]
     defaults = default_bounds(problem, computed).over(extra_defaults)
     bounds = (user_bounds or Bounds()).over(defaults)
-    x64 = jnp.zeros(()).dtype == jnp.float64
-    provenance = Provenance(
-        tool_version=tool_version(),
-        jax_version=jax.__version__,
-        backend=jax.default_backend(),
-        x64=bool(x64),
-        seed=int(config.seed),
-        problem_id=problem.problem_id,
-        problem=problem.parameters(),
-        model_spec=spec,
-        model_sha256=sha256,
-        config={
+    provenance = run_provenance(
+        problem,
+        config,
+        spec=spec,
+        sha256=sha256,
+        settings={
             "command": "certify --trajectories",
             "artefact": artefact_summary(artefact),
             "times": [float(t) for t in run.times],
@@ -561,9 +552,8 @@ def certify_trajectories(
             "fisher_eps": float(config.fisher_eps),
             "density_bandwidth": config.density_bandwidth,
             "density_bootstrap": int(config.density_bootstrap),
-            "default_bounds": default_bounds_name(problem),
-            "bounds_source": bounds_source,
-            **_finite_notes(run.notes),
         },
+        bounds_source=bounds_source,
+        notes=run.notes,
     )
     return assemble_certificate(provenance, families, bounds)
