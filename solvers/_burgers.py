@@ -493,12 +493,7 @@ def burgers_from_fourier(
     dt: float = 1e-3,
 ) -> BurgersProblem:
     """Burgers with u₀ = Σ_j a_j cos(2π m_j x/L) + b_j sin(2π m_j x/L) (numerical reference)."""
-    initial = FourierSeries(
-        length=float(length),
-        wavevectors=jnp.asarray(np.asarray(wavenumbers, dtype=int).reshape(-1, 1)),
-        cos_coeffs=jnp.asarray(np.asarray(cos_coeffs, dtype=float)),
-        sin_coeffs=jnp.asarray(np.asarray(sin_coeffs, dtype=float)),
-    )
+    initial = FourierSeries.from_coefficients(length, wavenumbers, cos_coeffs, sin_coeffs, dim=1)
     return BurgersProblem(
         problem_id=problem_id,
         nu=float(nu),

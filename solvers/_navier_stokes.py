@@ -510,12 +510,7 @@ def navier_stokes_from_fourier(
     dt: float = 1e-2,
 ) -> NavierStokesProblem:
     """ω₀ = Σ_j a_j cos(2π m_j·x/L) + b_j sin(2π m_j·x/L), m_j ≠ 0 (numerical reference)."""
-    initial = FourierSeries(
-        length=float(length),
-        wavevectors=jnp.asarray(np.asarray(wavevectors, dtype=int).reshape(-1, 2)),
-        cos_coeffs=jnp.asarray(np.asarray(cos_coeffs, dtype=float)),
-        sin_coeffs=jnp.asarray(np.asarray(sin_coeffs, dtype=float)),
-    )
+    initial = FourierSeries.from_coefficients(length, wavevectors, cos_coeffs, sin_coeffs, dim=2)
     return NavierStokesProblem(
         problem_id=problem_id,
         nu=float(nu),

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Sequence
 
 import equinox as eqx
 import jax
@@ -357,6 +358,24 @@ class FourierSeries(eqx.Module):
         """(1/L^d)∫u = the sum of a_j over m_j = 0."""
         zero = jnp.all(self.wavevectors == 0, axis=1)
         return jnp.sum(jnp.where(zero, self.cos_coeffs, 0.0))
+
+    @classmethod
+    def from_coefficients(
+        cls,
+        length: float,
+        wavevectors: Sequence[Sequence[int]] | Sequence[int],
+        cos_coeffs: Sequence[float],
+        sin_coeffs: Sequence[float],
+        *,
+        dim: int,
+    ) -> FourierSeries:
+        """Σ_j a_j cos(2π m_j·x/L) + b_j sin(2π m_j·x/L) from plain sequences (m_j in Z^dim)."""
+        return cls(
+            length=float(length),
+            wavevectors=jnp.asarray(np.asarray(wavevectors, dtype=int).reshape(-1, dim)),
+            cos_coeffs=jnp.asarray(np.asarray(cos_coeffs, dtype=float)),
+            sin_coeffs=jnp.asarray(np.asarray(sin_coeffs, dtype=float)),
+        )
 
     @classmethod
     def from_grid(cls, values: Float[Array, "*grid"], length: float) -> FourierSeries:
