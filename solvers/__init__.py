@@ -73,6 +73,7 @@ from ._navier_stokes import (
     ns_taylor_green_2d,
     solve_navier_stokes,
 )
+from ._pinn_pm import PINNPM, pinn_pm_model
 from ._problem import (
     AbstractExactMarginals,
     AbstractFokkerPlanckDynamics,
@@ -111,9 +112,16 @@ from ._spectral import (
     wavenumbers,
 )
 from ._symplectic import rk4_second_order, stormer_verlet
+from .field_networks import (
+    FourierNeuralOperator1d,
+    PeriodicPINN,
+    fourier_neural_operator_1d,
+    periodic_pinn,
+)
 
 __all__ = [
     "OUSDE",
+    "PINNPM",
     "RK4",
     "VESDE",
     "VPSDE",
@@ -137,6 +145,7 @@ __all__ = [
     "EulerMaruyama",
     "FieldFn",
     "ForwardEuler",
+    "FourierNeuralOperator1d",
     "FourierSeries",
     "GaussianMixture",
     "HeatProblem",
@@ -147,6 +156,7 @@ __all__ = [
     "LinearSDEGMMProblem",
     "NavierStokesProblem",
     "ParticleTrajectory",
+    "PeriodicPINN",
     "ProbabilityFlowODE",
     "ProblemError",
     "ScoreFunction",
@@ -169,6 +179,7 @@ __all__ = [
     "etdrk4_coefficients",
     "etdrk4_save_at",
     "etdrk4_step",
+    "fourier_neural_operator_1d",
     "get_problem",
     "heat_1d",
     "heat_2d",
@@ -189,6 +200,8 @@ __all__ = [
     "ns_taylor_green_2d",
     "ou_gmm_2d",
     "periodic_grid",
+    "periodic_pinn",
+    "pinn_pm_model",
     "problem_families",
     "problem_ids",
     "relative_l2_error",
