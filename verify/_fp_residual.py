@@ -58,6 +58,8 @@ from ._divergence import divergence_exact, divergence_probes, rademacher_probes
 from ._estimate import Estimate, ratio_estimate, summarise
 from ._score_gap import (
     DEFAULT_BLOCK_SIZE,
+    DEFAULT_PROPOSAL,
+    DefensiveProposal,
     ScoreFn,
     blocked_map,
     require_float64,
@@ -149,10 +151,16 @@ def _residual_values(
     block: int,
     num_probes: int | None,
     log_form: bool,
-) -> tuple[Array, Array]:
-    """Per-sample (R̂₁, R̂₂, squared term size): R̂₁ = R̂₂ when exact, else independent probes."""
+    proposal: DefensiveProposal | None,
+) -> tuple[Array, Array, Array, Array]:
+    """Per-sample (R̂₁, R̂₂, squared term size, weight p_t/q_t): R̂₁ = R̂₂ when exact, else
+    independent probes; weights are 1 without a proposal."""
     sample_key, probe_key = jax.random.split(key)
-    x = problem.sample(t, n, key=sample_key)
+    if proposal is None:
+        x = problem.sample(t, n, key=sample_key)
+        weights = jnp.ones(n, dtype=x.dtype)
+    else:
+        x, weights = proposal.sample_weighted(problem, t, n, key=sample_key)
     residual = _log_residual_and_scale if log_form else _score_residual_and_scale
 
     def one(args):
@@ -168,10 +176,12 @@ def _residual_values(
         r2, _ = residual(fn, problem, t, xi, probes[1])
         return r1, r2, scale
 
-    return blocked_map(one, (x, jax.random.split(probe_key, n)), block)
+    return (*blocked_map(one, (x, jax.random.split(probe_key, n)), block), weights)
 
 
 FORMULA_SCORE_RELATIVE = "fp-score-residual-ms-relative"
+FORMULA_SCORE_IS = "fp-score-residual-ms-defensive-is"
+FORMULA_SCORE_IS_RELATIVE = "fp-score-residual-ms-defensive-is-relative"
 FORMULA_LOG_RELATIVE = "fp-log-residual-var-relative"
 NORMALISER_TERMS = "fp_term_scale"
 
@@ -183,7 +193,17 @@ def _ratio(values: np.ndarray, scale: np.ndarray, resolution: float, formula_id:
 
 
 def _estimate(
-    fn, problem, times, *, n_samples, key, num_probes, block_size, allow_float32, log_form
+    fn,
+    problem,
+    times,
+    *,
+    n_samples,
+    key,
+    num_probes,
+    block_size,
+    allow_float32,
+    log_form,
+    proposal=None,
 ) -> tuple[list[Estimate], list[Estimate]]:
     require_float64(allow_float32)
     if not (
@@ -199,10 +219,18 @@ def _estimate(
     times, keys = time_keys(times, key)
     absolute, relative = [], []
     for t, k in zip(times, keys, strict=True):
-        r1, r2, scale = (
+        r1, r2, scale, weights = (
             np.asarray(a)
             for a in _residual_values(
-                fn, problem, jnp.asarray(t), k, int(n_samples), block_size, num_probes, log_form
+                fn,
+                problem,
+                jnp.asarray(t),
+                k,
+                int(n_samples),
+                block_size,
+                num_probes,
+                log_form,
+                None if log_form else proposal,
             )
         )
         if log_form:
@@ -224,8 +252,14 @@ def _estimate(
             values = np.where(ok, (r1 - m1) * (r2 - m2) * n / (n - 1), np.nan)
             formulas = (FORMULA_LOG, FORMULA_LOG_RELATIVE)
         else:
-            values = np.sum(r1 * r2, axis=-1)
+            # Weighted terms w·R̂₁·R̂₂ and w·c: unbiased for E_p|R|² and E_p c (w = 1 exactly
+            # without a proposal), so their ratio of means is the same relative residual.
+            values = weights * np.sum(r1 * r2, axis=-1)
+            scale = weights * scale
+            resolution = roundoff_resolution(scale)
             formulas = (FORMULA_SCORE, FORMULA_SCORE_RELATIVE)
+            if proposal is not None:
+                formulas = (FORMULA_SCORE_IS, FORMULA_SCORE_IS_RELATIVE)
         absolute.append(summarise(values, formula_id=formulas[0], resolution=resolution))
         relative.append(_ratio(values, scale, resolution, formulas[1]))
     return absolute, relative
@@ -242,6 +276,7 @@ def fp_residuals(
     num_probes: int | None = None,
     block_size: int = DEFAULT_BLOCK_SIZE,
     allow_float32: bool = False,
+    proposal: DefensiveProposal | None = DEFAULT_PROPOSAL,
 ) -> tuple[list[Estimate], list[Estimate]]:
     r"""Absolute and relative FP residual at each time, from one set of samples.
 
@@ -256,6 +291,12 @@ def fp_residuals(
     (:func:`verify._estimate.ratio_estimate`): :math:`E|R|^2 / E c` is 0 for the exact
     solution and of order :math:`\varepsilon^2` for an :math:`O(\varepsilon)` relative
     error of the model, whatever the units of x and t.
+
+    In the score form the samples are draws of ``proposal`` (the defensive mixture of
+    :mod:`verify._score_gap`) and both the squared residual and c are weighted by
+    :math:`w = p_t/q_t` (formulas ``fp-score-residual-ms-defensive-is[-relative]``);
+    ``None`` samples :math:`p_t`. The log form always samples :math:`p_t` (its centring by
+    the sample mean assumes unweighted draws).
     """
     if form not in ("score", "log_density"):
         raise ValueError(f"form must be 'score' or 'log_density', got {form!r}")
@@ -269,6 +310,7 @@ def fp_residuals(
         block_size=block_size,
         allow_float32=allow_float32,
         log_form=form == "log_density",
+        proposal=proposal,
     )
 
 
@@ -282,6 +324,7 @@ def fp_score_residual(
     num_probes: int | None = None,
     block_size: int = DEFAULT_BLOCK_SIZE,
     allow_float32: bool = False,
+    proposal: DefensiveProposal | None = DEFAULT_PROPOSAL,
 ) -> list[Estimate]:
     r"""Mean-square score-form FP residual :math:`E_{p_t}|R|^2` at each time.
 
@@ -304,6 +347,8 @@ def fp_score_residual(
         Samples per vmapped block (memory O(block_size)).
     allow_float32 : bool, default False
         Estimate without x64.
+    proposal : DefensiveProposal or None, default DEFAULT_PROPOSAL
+        Sample the defensive mixture and weight (:func:`fp_residuals`); ``None``: p_t.
     """
     return _estimate(
         score_fn,
@@ -315,6 +360,7 @@ def fp_score_residual(
         block_size=block_size,
         allow_float32=allow_float32,
         log_form=False,
+        proposal=proposal,
     )[0]
 
 

@@ -11,6 +11,30 @@ For a learned score :math:`s(t, x)` and exact marginals :math:`p_t`:
 
   and its relative form :math:`G(t)/(I(t) + \epsilon)`, :math:`I(t) = E_{p_t}|\nabla\log p_t|^2`
   (normaliser ``fisher_information``);
+* **direct gap by defensive importance sampling** (``score-gap-direct-defensive-is``, the
+  default of :func:`score_gap`): the same :math:`G(t)`, from n iid draws of the defensive
+  mixture [2]_
+
+  .. math::
+
+      q_t = \lambda\,p_t + (1-\lambda)\,\mathcal N(\hat m_t, \kappa^2 \hat C_t),\qquad
+      G(t) \approx \frac1n\sum_i w(x_i)\,|s(t,x_i) - \nabla\log p_t(x_i)|^2,\quad
+      w = \frac{p_t}{q_t} \le \frac1\lambda,
+
+  with :math:`\hat m_t, \hat C_t` the mean and covariance of an independent pilot sample of
+  :math:`p_t` (so q is fixed given the pilot and the terms are iid), λ = 0.25, κ = 1.5
+  (:class:`DefensiveProposal`). Why: a learned score is accurate where the training data
+  were and its error grows outside, so under :math:`p_t` the squared error is carried by a
+  few rare draws in the tails and between modes; at small t the heavy-tail diagnostic of
+  :func:`verify._estimate.summarise` then withholds the interval even when the estimate is
+  far inside its bound (vp-gmm-2d, DSM fixture, n = 10⁴, t = 0.05: top-10 share 0.5–0.98
+  under :math:`p_t`). The wider component visits those regions ~(1−λ)/λ times more often and
+  down-weights them, so no single draw dominates (same fixture: share 0.11–0.15 over 8 seeds
+  at t = 0.05 and 0.1). The estimator stays unbiased; since :math:`w \le 1/\lambda`, its
+  variance is at most :math:`E_{p_t}[h^2]/\lambda` (h the squared error), i.e. its standard
+  error at most 2× that of exact sampling in the worst case. It needs the normalised
+  density :math:`p_t` (``log_density``), which exact-marginal problems provide; the tail
+  diagnostic is applied to the weighted terms;
 * **Hyvärinen gap** (``hyvarinen-2005-thm1``, MATH.md §1.3 a, §6), which needs only
   :math:`s` and samples, plus the constant :math:`I(t)`:
 
@@ -36,6 +60,8 @@ References
 ----------
 .. [1] A. Hyvärinen, "Estimation of non-normalized statistical models by score matching",
    JMLR 6 (2005) 695–709, Theorem 1.
+.. [2] T. Hesterberg, "Weighted average importance sampling and defensive mixture
+   distributions", Technometrics 37 (1995) 185–194.
 """
 
 from __future__ import annotations
@@ -57,6 +83,7 @@ ScoreFn = Callable[[Float[Array, ""], Float[Array, " d"]], Float[Array, " d"]]
 
 DEFAULT_BLOCK_SIZE = 1024
 FORMULA_DIRECT = "score-gap-direct"
+FORMULA_DIRECT_IS = "score-gap-direct-defensive-is"
 FORMULA_HYVARINEN_GAP = "hyvarinen-2005-thm1"
 FORMULA_HYVARINEN_LOSS = "hyvarinen-2005-loss"
 NORMALISER_FISHER = "fisher_information"
@@ -141,6 +168,88 @@ def _direct_values(
     return blocked_map(one, x, block)
 
 
+class DefensiveProposal(eqx.Module):
+    r"""Defensive mixture :math:`q_t = \lambda p_t + (1-\lambda) N(\hat m_t, \kappa^2\hat C_t)`.
+
+    Parameters
+    ----------
+    exact_fraction : float, default 0.25
+        λ ∈ (0, 1]: the share of draws from :math:`p_t`; weights are at most 1/λ.
+    inflation : float, default 1.5
+        κ > 0: the wide component's standard deviations relative to those of :math:`p_t`.
+    pilot_samples : int, default 4096
+        Size of the independent pilot sample giving :math:`\hat m_t, \hat C_t`.
+    """
+
+    exact_fraction: float = eqx.field(static=True, default=0.25)
+    inflation: float = eqx.field(static=True, default=1.5)
+    pilot_samples: int = eqx.field(static=True, default=4096)
+
+    def __check_init__(self):
+        if not 0.0 < self.exact_fraction <= 1.0:
+            raise ValueError(f"exact_fraction must be in (0, 1], got {self.exact_fraction}")
+        if not self.inflation > 0.0:
+            raise ValueError(f"inflation must be positive, got {self.inflation}")
+        if self.pilot_samples < 2:
+            raise ValueError(f"pilot_samples must be at least 2, got {self.pilot_samples}")
+
+    def sample_weighted(
+        self, problem: AbstractExactMarginals, t: Array, n: int, *, key: PRNGKeyArray
+    ) -> tuple[Array, Array]:
+        """n iid draws of :math:`q_t` and their weights :math:`p_t/q_t` (≤ 1/λ)."""
+        pilot_key, exact_key, wide_key, pick_key = jax.random.split(key, 4)
+        pilot = problem.sample(t, self.pilot_samples, key=pilot_key)
+        mean = jnp.mean(pilot, axis=0)
+        centred = pilot - mean
+        covariance = centred.T @ centred / (self.pilot_samples - 1)
+        dim = mean.shape[0]
+        # A jitter of 1e-12 of the trace keeps the Cholesky factor defined for a degenerate
+        # pilot; it widens the wide component by a negligible amount.
+        jitter = 1e-12 * jnp.trace(covariance) / dim
+        chol = self.inflation * jnp.linalg.cholesky(covariance + jitter * jnp.eye(dim))
+        exact = problem.sample(t, n, key=exact_key)
+        wide = mean + jax.random.normal(wide_key, (n, dim), dtype=mean.dtype) @ chol.T
+        from_exact = jax.random.bernoulli(pick_key, self.exact_fraction, (n,))
+        x = jnp.where(from_exact[:, None], exact, wide)
+        log_p = jax.vmap(lambda xi: problem.log_density(t, xi))(x)
+        z = jax.scipy.linalg.solve_triangular(chol, (x - mean).T, lower=True).T
+        log_wide = (
+            -0.5 * jnp.sum(z * z, axis=-1)
+            - 0.5 * dim * jnp.log(2.0 * jnp.pi)
+            - jnp.sum(jnp.log(jnp.diag(chol)))
+        )
+        log_q = jnp.logaddexp(
+            jnp.log(self.exact_fraction) + log_p, jnp.log1p(-self.exact_fraction) + log_wide
+        )
+        return x, jnp.exp(log_p - log_q)
+
+
+DEFAULT_PROPOSAL = DefensiveProposal()
+"""The proposal of :func:`score_gap` and ``verify certify`` (λ = 0.25, κ = 1.5)."""
+
+
+@eqx.filter_jit
+def _direct_values_weighted(
+    score_fn: ScoreFn,
+    problem: AbstractExactMarginals,
+    proposal: DefensiveProposal,
+    t: Array,
+    key: Array,
+    n: int,
+    block: int,
+) -> tuple[Array, Array]:
+    """Per-sample w·|s − ∇log p|² over draws of the defensive mixture, and w × the term scale."""
+    x, weights = proposal.sample_weighted(problem, t, n, key=key)
+
+    def one(xi):
+        s, exact = score_fn(t, xi), problem.score(t, xi)
+        diff = s - exact
+        return jnp.sum(diff * diff), jnp.sum(s * s) + jnp.sum(exact * exact)
+
+    values, scale = blocked_map(one, x, block)
+    return weights * values, weights * scale
+
+
 @eqx.filter_jit
 def _hyvarinen_values(
     score_fn: ScoreFn,
@@ -177,6 +286,7 @@ def score_gap(
     key: PRNGKeyArray,
     block_size: int = DEFAULT_BLOCK_SIZE,
     allow_float32: bool = False,
+    proposal: DefensiveProposal | None = DEFAULT_PROPOSAL,
 ) -> list[Estimate]:
     r"""Direct gap :math:`E_{p_t}|s - \nabla\log p_t|^2` at each time (module docstring).
 
@@ -196,22 +306,30 @@ def score_gap(
         Samples evaluated per vmapped block.
     allow_float32 : bool, default False
         Estimate without x64 (refused otherwise).
+    proposal : DefensiveProposal or None, default DEFAULT_PROPOSAL
+        Draw from the defensive mixture and weight (formula
+        ``score-gap-direct-defensive-is``); ``None``: exact samples of :math:`p_t`, unweighted
+        (``score-gap-direct``).
 
     Returns
     -------
     list of Estimate
-        One per time; formula ``score-gap-direct``, normaliser ``none``.
+        One per time; normaliser ``none``.
     """
     require_float64(allow_float32)
     times, keys = time_keys(times, key)
     out = []
+    formula = FORMULA_DIRECT if proposal is None else FORMULA_DIRECT_IS
     for t, k in zip(times, keys, strict=True):
-        values, scale = _direct_values(
-            score_fn, problem, jnp.asarray(t), k, int(n_samples), block_size
-        )
-        out.append(
-            summarise(values, formula_id=FORMULA_DIRECT, resolution=roundoff_resolution(scale))
-        )
+        if proposal is None:
+            values, scale = _direct_values(
+                score_fn, problem, jnp.asarray(t), k, int(n_samples), block_size
+            )
+        else:
+            values, scale = _direct_values_weighted(
+                score_fn, problem, proposal, jnp.asarray(t), k, int(n_samples), block_size
+            )
+        out.append(summarise(values, formula_id=formula, resolution=roundoff_resolution(scale)))
     return out
 
 

@@ -22,6 +22,7 @@ from verify._fp_residual import (
     log_density_residual,
     score_residual,
 )
+from verify._score_gap import DEFAULT_PROPOSAL
 
 N = 1024
 N_POSITIVE = 4096  # squared residuals are skewed: at n = 1024 the tail diagnostic can fire
@@ -38,10 +39,16 @@ def test_exact_residuals_vanish(problem):
     key = jax.random.key(0)
     # An unnormalised log-density u = log p + c(t): the x-independent c'(t) is removed.
     unnormalised = lambda t, x: problem.log_density(t, x) + 3.0 * t**2  # noqa: E731
-    for est in fp_score_residual(problem.score, problem, TIMES, n_samples=N, key=key):
-        assert 0.0 <= est.estimate <= 1e-14
-        assert est.formula_id == "fp-score-residual-ms"
-        assert not est.tail_fired
+    for proposal, formula in (
+        (None, "fp-score-residual-ms"),
+        (DEFAULT_PROPOSAL, "fp-score-residual-ms-defensive-is"),
+    ):
+        for est in fp_score_residual(
+            problem.score, problem, TIMES, n_samples=N, key=key, proposal=proposal
+        ):
+            assert 0.0 <= est.estimate <= 1e-14
+            assert est.formula_id == formula
+            assert not est.tail_fired
     for est in fp_log_density_residual(unnormalised, problem, TIMES, n_samples=N, key=key):
         assert 0.0 <= est.estimate <= 1e-14
         assert est.formula_id == "fp-log-residual-var"
@@ -63,14 +70,25 @@ def test_time_shifted_score_on_vp_has_positive_residual():
 def test_scaled_score_residual_matches_single_sample_function():
     problem = ou_gmm_2d()
     score = lambda t, x: 1.2 * problem.score(t, x)  # noqa: E731
-    (est,) = fp_score_residual(score, problem, (0.5,), n_samples=N_POSITIVE, key=jax.random.key(2))
-    assert est.estimate > 10 * est.stderr > 0
+    t = jnp.asarray(0.5)
     # Same samples as the estimator (its sample key is the first split of the time key).
     (time_key,) = jax.random.split(jax.random.key(2), 1)
     sample_key, _ = jax.random.split(time_key)
-    x = problem.sample(0.5, N_POSITIVE, key=sample_key)
-    r = jax.jit(jax.vmap(lambda xi: score_residual(score, problem, jnp.asarray(0.5), xi)))(x)
-    assert est.estimate == pytest.approx(float(jnp.mean(jnp.sum(r**2, axis=-1))), rel=1e-12, abs=0)
+    residual = jax.jit(jax.vmap(lambda xi: score_residual(score, problem, t, xi)))
+    exact_draws = problem.sample(t, N_POSITIVE, key=sample_key)
+    weighted_draws, weights = DEFAULT_PROPOSAL.sample_weighted(
+        problem, t, N_POSITIVE, key=sample_key
+    )
+    for proposal, x, w in (
+        (None, exact_draws, 1.0),
+        (DEFAULT_PROPOSAL, weighted_draws, weights),
+    ):
+        (est,) = fp_score_residual(
+            score, problem, (0.5,), n_samples=N_POSITIVE, key=jax.random.key(2), proposal=proposal
+        )
+        assert est.estimate > 10 * est.stderr > 0
+        expected = float(jnp.mean(w * jnp.sum(residual(x) ** 2, axis=-1)))
+        assert est.estimate == pytest.approx(expected, rel=1e-12, abs=0)
 
 
 def test_hutchinson_two_probe_estimator_is_unbiased():

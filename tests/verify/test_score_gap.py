@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -24,6 +25,7 @@ from certificates import CheckResult, Evidence, IntervalMethod
 from solvers import landau_bkw_2d, ou_gmm_2d, vp_gmm_2d
 from verify._estimate import Estimate, estimates_to_check, summarise, tail_diagnostics
 from verify._score_gap import (
+    DefensiveProposal,
     _direct_values,
     hyvarinen_gap,
     hyvarinen_loss,
@@ -32,6 +34,7 @@ from verify._score_gap import (
 )
 
 N = 2048
+DEFAULT = DefensiveProposal()
 TIMES = (0.5, 1.0)
 PROBLEMS = {"vp-gmm-2d": vp_gmm_2d, "ou-gmm-2d": ou_gmm_2d, "landau-bkw-2d": landau_bkw_2d}
 
@@ -47,12 +50,19 @@ def _within(a: Estimate, b: Estimate, k: float = 5.0) -> bool:
 
 def test_exact_score_zero_gap(problem):
     key = jax.random.key(0)
-    for est in score_gap(problem.score, problem, TIMES, n_samples=N, key=key):
-        assert 0.0 <= est.estimate <= 1e-24
-        assert est.stderr <= 1e-24
-        assert est.n_samples == N
-        assert est.formula_id == "score-gap-direct"
-        assert not est.tail_fired
+    for proposal, formula in (
+        (None, "score-gap-direct"),
+        (DEFAULT, "score-gap-direct-defensive-is"),
+    ):
+        for est in score_gap(
+            problem.score, problem, TIMES, n_samples=N, key=key, proposal=proposal
+        ):
+            # Defensive weights are ≤ 1/λ = 4, so the round-off bound grows by that factor.
+            assert 0.0 <= est.estimate <= 4e-24
+            assert est.stderr <= 4e-24
+            assert est.n_samples == N
+            assert est.formula_id == formula
+            assert not est.tail_fired
     # (Hutchinson variant: test_known_perturbations_hutchinson and the slow coverage study.)
     for est in hyvarinen_gap(problem.score, problem, TIMES, n_samples=N, key=key):
         assert math.isfinite(est.stderr), est.reason
@@ -72,8 +82,10 @@ def _check_known_perturbations(problem, num_probes):
     scaled = lambda t, x: (1 + eps) * problem.score(t, x)  # noqa: E731
     shifted = lambda t, x: problem.score(t, x) + c  # noqa: E731
     key = jax.random.key(1)
-    direct_scaled = score_gap(scaled, problem, TIMES, n_samples=N, key=key)
-    direct_shifted = score_gap(shifted, problem, TIMES, n_samples=N, key=key)
+    direct_scaled = score_gap(scaled, problem, TIMES, n_samples=N, key=key, proposal=None)
+    direct_shifted = score_gap(shifted, problem, TIMES, n_samples=N, key=key, proposal=None)
+    weighted_scaled = score_gap(scaled, problem, TIMES, n_samples=N, key=key)
+    weighted_shifted = score_gap(shifted, problem, TIMES, n_samples=N, key=key)
     hyv_scaled = hyvarinen_gap(scaled, problem, TIMES, n_samples=N, key=key, num_probes=num_probes)
     hyv_shifted = hyvarinen_gap(
         shifted, problem, TIMES, n_samples=N, key=key, num_probes=num_probes
@@ -83,6 +95,10 @@ def _check_known_perturbations(problem, num_probes):
         truth = eps**2 * fisher
         assert abs(direct_scaled[i].estimate - truth) <= 5 * direct_scaled[i].stderr
         assert direct_shifted[i].estimate == pytest.approx(0.1, rel=1e-12, abs=1e-14)
+        # Weighted: unbiased for the same truths (a constant error turns E_q w = 1 into a test).
+        assert abs(weighted_scaled[i].estimate - truth) <= 5 * weighted_scaled[i].stderr
+        assert abs(weighted_shifted[i].estimate - 0.1) <= 5 * weighted_shifted[i].stderr
+        assert weighted_shifted[i].stderr > 0
         assert _within(hyv_scaled[i], direct_scaled[i])
         assert _within(hyv_shifted[i], direct_shifted[i])
         assert abs(hyv_shifted[i].estimate - 0.1) <= 5 * hyv_shifted[i].stderr
@@ -90,6 +106,50 @@ def _check_known_perturbations(problem, num_probes):
     for rel in relative:
         assert rel.normaliser == "fisher_information"
         assert abs(rel.estimate - eps**2) <= 5 * rel.stderr
+
+
+def test_defensive_weights_are_bounded_and_average_to_one(problem):
+    # E_q[p/q] = 1 needs the problem's log_density to be normalised; w ≤ 1/λ by construction.
+    for t in (0.05, 1.0):
+        _, w = DEFAULT.sample_weighted(problem, jnp.asarray(t), 8192, key=jax.random.key(11))
+        w = np.asarray(w)
+        assert w.max() <= 1 / DEFAULT.exact_fraction * (1 + 1e-12)
+        assert w.min() > 0
+        assert abs(w.mean() - 1) <= 5 * w.std(ddof=1) / math.sqrt(w.size)
+
+
+def test_defensive_proposal_exact_fraction_one_is_exact_sampling():
+    problem = vp_gmm_2d()
+    x, w = DefensiveProposal(exact_fraction=1.0).sample_weighted(
+        problem, jnp.asarray(0.5), 512, key=jax.random.key(12)
+    )
+    np.testing.assert_allclose(w, 1.0, rtol=1e-12)
+    assert x.shape == (512, 2)
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"exact_fraction": 0.0}, {"inflation": -1.0}, {"pilot_samples": 1}]
+)
+def test_defensive_proposal_rejects_bad_parameters(kwargs):
+    with pytest.raises(ValueError, match=next(iter(kwargs))):
+        DefensiveProposal(**kwargs)
+
+
+def test_defensive_sampling_keeps_the_tail_diagnostic_quiet_where_exact_sampling_fires():
+    # A score whose error lives between and beyond the mixture's modes (the means of
+    # vp-gmm-2d shifted by 0.02 → responsibilities switch at slightly wrong places): under
+    # p_t at t = 0.05 a few draws carry most of the squared error and the diagnostic fires
+    # (verify._score_gap docstring); the defensive mixture spreads them over many weighted
+    # draws. Both estimate the same gap (within 5 combined standard errors where finite).
+    problem = vp_gmm_2d()
+    shifted = eqx.tree_at(lambda p: p.data.means, problem, problem.data.means + 0.02)
+    t = (0.05,)
+    key = jax.random.key(13)
+    (plain,) = score_gap(shifted.score, problem, t, n_samples=10_000, key=key, proposal=None)
+    (weighted,) = score_gap(shifted.score, problem, t, n_samples=10_000, key=key)
+    assert plain.tail_fired
+    assert not weighted.tail_fired, weighted.reason
+    assert weighted.estimate > 10 * weighted.stderr
 
 
 def test_loss_is_gap_minus_fisher_with_reason():
