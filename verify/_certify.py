@@ -46,6 +46,7 @@ import math
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Literal
 
 import equinox as eqx
@@ -784,17 +785,10 @@ def certify(
         root_key=jax.random.key(int(config.seed)),
         unnormalised=model.unnormalised,
     )
-    stages = _stages(run)
-    families: dict[str, xr.Dataset] = {}
     state: dict[str, Any] = {}
-    for index, (description, stage) in enumerate(stages):
-        if progress is not None:
-            progress(description, index, len(stages))
-        data = stage(state)
-        if data is not None:
-            families[str(data.attrs["family"])] = data
-    if progress is not None:
-        progress("done", len(stages), len(stages))
+    families = run_stages(
+        [(description, partial(stage, state)) for description, stage in _stages(run)], progress
+    )
     if not families:
         raise ModelError(
             f"nothing to certify: problem {problem.problem_id!r} and model roles "
@@ -819,6 +813,27 @@ def certify(
         notes=run.notes,
     )
     return assemble_certificate(provenance, families, bounds)
+
+
+def run_stages(
+    stages: Sequence[tuple[str, Callable[[], xr.Dataset | None]]],
+    progress: ProgressFn | None,
+) -> dict[str, xr.Dataset]:
+    """Run (description, stage) pairs in order; the families they return, by family name.
+
+    ``progress(description, done, total)`` is called before each stage and once at the end
+    ("done"); a stage that returns None adds no family.
+    """
+    families: dict[str, xr.Dataset] = {}
+    for index, (description, stage) in enumerate(stages):
+        if progress is not None:
+            progress(description, index, len(stages))
+        data = stage()
+        if data is not None:
+            families[str(data.attrs["family"])] = data
+    if progress is not None:
+        progress("done", len(stages), len(stages))
+    return families
 
 
 def run_provenance(

@@ -43,10 +43,10 @@ Randomness: only the collocation points are random, drawn from
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import jax
-import xarray as xr
 
 from certificates import Bounds, Certificate, assemble_certificate, check_names
 from solvers import AbstractFieldProblem
@@ -100,6 +100,7 @@ def certify_field(
         default_bounds,
         resolve_times,
         run_provenance,
+        run_stages,
     )
 
     options = options or FieldConfig()
@@ -134,20 +135,14 @@ def certify_field(
         ("rollout error growth", rollout_family),
         ("invariants", invariant_family),
     ]
-    families: dict[str, xr.Dataset] = {}
     try:
         # one batch of reference times: a numerical reference solves once
         run.reference(run.needed_times())
-        for index, (description, stage) in enumerate(stages):
-            if progress is not None:
-                progress(description, index, len(stages))
-            data = stage(run)
-            if data is not None:
-                families[str(data.attrs["family"])] = data
+        families = run_stages(
+            [(description, partial(stage, run)) for description, stage in stages], progress
+        )
     except FieldCertifyError as exc:
         raise CertifyError(str(exc)) from None
-    if progress is not None:
-        progress("done", len(stages), len(stages))
     order = ["pde_residual", "initial_boundary", "reference_error", "rollout", "invariants"]
     families = {name: families[name] for name in order if name in families}
     computed = [name for data in families.values() for name in check_names(data)]

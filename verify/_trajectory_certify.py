@@ -98,6 +98,7 @@ from ._certify import (
     _family_key,
     default_bounds,
     run_provenance,
+    run_stages,
 )
 from ._density import default_bandwidth, density_error
 from ._estimate import Estimate, estimates_to_check, summarise
@@ -520,14 +521,7 @@ def certify_trajectories(
         stages.append(("density (KDE)", lambda: _density_family(run)))
     if exact and not small:
         stages.append(("sample gap against exact samples", lambda: _samples_family(run)))
-    families: dict[str, xr.Dataset] = {}
-    for i, (description, stage) in enumerate(stages):
-        if progress is not None:
-            progress(description, i, len(stages))
-        data = stage()
-        families[str(data.attrs["family"])] = data
-    if progress is not None:
-        progress("done", len(stages), len(stages))
+    families = run_stages(stages, progress)
     if not families:
         raise TrajectoryInputError(
             f"nothing to certify: problem {problem.problem_id!r} has no exact marginals and is "
