@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from typing import Final
 
-SCHEMA_VERSION: Final = "1.1.0"
+SCHEMA_VERSION: Final = "1.2.0"
 """Version of the written contract (semantic versioning; readers accept the same major)."""
 
 # --- root attributes ---------------------------------------------------------------
