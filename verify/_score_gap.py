@@ -153,6 +153,13 @@ def time_keys(times: Sequence[float], key: PRNGKeyArray) -> tuple[np.ndarray, Ar
     return times, jax.random.split(key, times.size)
 
 
+def _squared_error_and_scale(score_fn: ScoreFn, problem, t: Array, xi: Array):
+    """|s − ∇log p|² at one point and the squared size of the two terms (round-off scale)."""
+    s, exact = score_fn(t, xi), problem.score(t, xi)
+    diff = s - exact
+    return jnp.sum(diff * diff), jnp.sum(s * s) + jnp.sum(exact * exact)
+
+
 @eqx.filter_jit
 def _direct_values(
     score_fn: ScoreFn, problem: AbstractExactMarginals, t: Array, key: Array, n: int, block: int
@@ -160,12 +167,7 @@ def _direct_values(
     """Per-sample |s − ∇log p|² and the squared magnitude of the terms (round-off scale)."""
     x = problem.sample(t, n, key=key)
 
-    def one(xi):
-        s, exact = score_fn(t, xi), problem.score(t, xi)
-        diff = s - exact
-        return jnp.sum(diff * diff), jnp.sum(s * s) + jnp.sum(exact * exact)
-
-    return blocked_map(one, x, block)
+    return blocked_map(lambda xi: _squared_error_and_scale(score_fn, problem, t, xi), x, block)
 
 
 class DefensiveProposal(eqx.Module):
@@ -241,12 +243,9 @@ def _direct_values_weighted(
     """Per-sample w·|s − ∇log p|² over draws of the defensive mixture, and w × the term scale."""
     x, weights = proposal.sample_weighted(problem, t, n, key=key)
 
-    def one(xi):
-        s, exact = score_fn(t, xi), problem.score(t, xi)
-        diff = s - exact
-        return jnp.sum(diff * diff), jnp.sum(s * s) + jnp.sum(exact * exact)
-
-    values, scale = blocked_map(one, x, block)
+    values, scale = blocked_map(
+        lambda xi: _squared_error_and_scale(score_fn, problem, t, xi), x, block
+    )
     return weights * values, weights * scale
 
 
